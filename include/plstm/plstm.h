@@ -1,0 +1,12 @@
+/* plstm: pLSTM networks (Pöppel et al. 2025) in C. Umbrella header. */
+#ifndef PLSTM_PLSTM_H
+#define PLSTM_PLSTM_H
+
+#include "plstm/status.h"
+#include "plstm/context.h"
+#include "plstm/core1d.h"
+#include "plstm/core2d.h"
+
+#define PLSTM_VERSION_STRING "0.1.0"
+
+#endif

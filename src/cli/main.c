@@ -1,0 +1,51 @@
+/* plstm command-line tool: dispatches to subcommands. */
+#include "cli/commands.h"
+#include "plstm/plstm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"verify", "recompute a reference test-vector file and compare", cmd_verify},
+    {"ape", "Arrow Pointing Extrapolation data: render samples, print statistics", cmd_ape},
+};
+enum { NUM_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: plstm <command> [options]   (plstm <command> --help for details)\n\n"
+               "commands:\n");
+    for (int i = 0; i < NUM_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-10s %s\n", "version", "print the version");
+}
+
+int cli_report_error(const char *what, int status)
+{
+    fprintf(stderr, "plstm: %s: %s: %s\n", what, plstm_status_name((plstm_status)status),
+            plstm_last_error());
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "version") || !strcmp(name, "--version")) {
+        printf("plstm %s\n", PLSTM_VERSION_STRING);
+        return 0;
+    }
+    for (int i = 0; i < NUM_COMMANDS; i++)
+        if (!strcmp(name, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "plstm: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return 2;
+}
