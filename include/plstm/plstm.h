@@ -6,6 +6,8 @@
 #include "plstm/context.h"
 #include "plstm/core1d.h"
 #include "plstm/core2d.h"
+#include "plstm/dag.h"
+#include "plstm/safetensors.h"
 
 #define PLSTM_VERSION_STRING "0.1.0"
 
