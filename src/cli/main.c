@@ -1,4 +1,5 @@
 /* plstm command-line tool: dispatches to subcommands. */
+#include "cli/blas_tune.h"
 #include "cli/commands.h"
 #include "plstm/plstm.h"
 
@@ -29,6 +30,7 @@ int cli_report_error(const char *what, int status)
 
 int main(int argc, char **argv)
 {
+    plstm_program_tune_blas(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -8,6 +8,8 @@
 #include "plstm/context.h"
 #include "plstm/core1d.h"
 #include "plstm/core2d.h"
+#include "plstm/dag.h"
+#include "ops/nn_backend.h"
 
 typedef struct plstm_backend_ops {
     const char *name;
@@ -38,6 +40,14 @@ typedef struct plstm_backend_ops {
                                            const plstm_core2d_inputs *,
                                            const plstm_core2d_cotangents *,
                                            const plstm_core2d_grads *);
+    plstm_status (*dag_core_forward)(plstm_context *, const plstm_dag_core_desc *,
+                                     const plstm_dag *, const plstm_dag_core_inputs *, void *);
+    plstm_status (*dag_core_backward)(plstm_context *, const plstm_dag_core_desc *,
+                                      const plstm_dag *, const plstm_dag_core_inputs *,
+                                      const void *, const plstm_dag_core_grads *);
+
+    /* NN primitive operators (plstm/nn.h): their own table, see ops/nn_backend.h. */
+    plstm_nn_backend_ops nn;
 } plstm_backend_ops;
 
 struct plstm_context {

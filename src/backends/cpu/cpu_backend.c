@@ -54,4 +54,6 @@ const plstm_backend_ops plstm_cpu_backend = {
     .core2d_backward = cpu_core2d_backward,
     .core2d_fused4_forward = cpu_core2d_fused4_forward,
     .core2d_fused4_backward = cpu_core2d_fused4_backward,
+    .dag_core_forward = cpu_dag_core_forward,
+    .dag_core_backward = cpu_dag_core_backward,
 };

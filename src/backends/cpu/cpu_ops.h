@@ -36,4 +36,11 @@ plstm_status cpu_core2d_fused4_backward(plstm_context *, const plstm_core2d_desc
                                         const plstm_core2d_cotangents *,
                                         const plstm_core2d_grads *);
 
+/* General DAG core, level-parallel or per-entry topological (dag_core.c). */
+plstm_status cpu_dag_core_forward(plstm_context *, const plstm_dag_core_desc *, const plstm_dag *,
+                                  const plstm_dag_core_inputs *, void *);
+plstm_status cpu_dag_core_backward(plstm_context *, const plstm_dag_core_desc *,
+                                   const plstm_dag *, const plstm_dag_core_inputs *, const void *,
+                                   const plstm_dag_core_grads *);
+
 #endif
