@@ -1,24 +1,7 @@
 // The CUDA backend: device memory on one stream, cuBLAS handle per context.
-#include <cuda_runtime.h>
-#include <cublas_v2.h>
+#include "backends/cuda/cuda_internal.cuh"
 
-extern "C" {
-#include "ops/backend.h"
-#include "core/status_internal.h"
-}
-
-struct cuda_state {
-    int device;
-    cudaStream_t stream;
-    cublasHandle_t blas;
-};
-
-static plstm_status cuda_check(cudaError_t err, const char *what)
-{
-    if (err == cudaSuccess)
-        return PLSTM_OK;
-    return plstm_fail(PLSTM_ERR_DEVICE, "%s: %s", what, cudaGetErrorString(err));
-}
+#include <stdlib.h>
 
 extern "C" int plstm_cuda_device_count(void)
 {
@@ -60,6 +43,10 @@ static void cuda_destroy(plstm_context *ctx)
     cuda_state *st = (cuda_state *)ctx->impl;
     if (!st)
         return;
+    if (st->ws) {
+        cudaStreamSynchronize(st->stream);
+        cudaFree(st->ws);
+    }
     cublasDestroy(st->blas);
     cudaStreamDestroy(st->stream);
     free(st);
@@ -103,6 +90,21 @@ static plstm_status cuda_d2h(plstm_context *ctx, void *dst, const void *src, siz
     return cuda_check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
 }
 
+plstm_status plstm_cuda_workspace(plstm_context *ctx, size_t bytes, void **ptr)
+{
+    cuda_state *st = cuda_st(ctx);
+    if (bytes > st->ws_bytes) {
+        PLSTM_TRY(cuda_check(cudaStreamSynchronize(st->stream), "cudaStreamSynchronize"));
+        cudaFree(st->ws);
+        st->ws = NULL;
+        st->ws_bytes = 0;
+        PLSTM_TRY(cuda_check(cudaMalloc(&st->ws, bytes), "cudaMalloc (workspace)"));
+        st->ws_bytes = bytes;
+    }
+    *ptr = st->ws;
+    return PLSTM_OK;
+}
+
 static plstm_backend_ops make_cuda_backend()
 {
     plstm_backend_ops ops = {};
@@ -115,6 +117,10 @@ static plstm_backend_ops make_cuda_backend()
     ops.memset_zero = cuda_memset_zero;
     ops.copy_to_device = cuda_h2d;
     ops.copy_to_host = cuda_d2h;
+    ops.core2d_forward = plstm_cuda_core2d_forward;
+    ops.core2d_backward = plstm_cuda_core2d_backward;
+    ops.core2d_fused4_forward = plstm_cuda_core2d_fused4_forward;
+    ops.core2d_fused4_backward = plstm_cuda_core2d_fused4_backward;
     return ops;
 }
 
