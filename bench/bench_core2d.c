@@ -20,6 +20,7 @@
  * Note: OpenBLAS may pick a generic kernel on virtual CPUs; OPENBLAS_CORETYPE
  * (e.g. Haswell, SkylakeX) forces the right one. */
 #include "plstm/plstm.h"
+#include "cli/blas_tune.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,7 @@ static void run_grid(plstm_context *ctx, plstm_dtype dt, int G, int reps, int ti
 
 int main(int argc, char **argv)
 {
+    plstm_program_tune_blas(argv);
     const char *grids = "12,24,48,128";
     int reps = 3, threads = 0, tile = 0;
     plstm_dtype dt = PLSTM_F32;

@@ -6,6 +6,7 @@
  *   2. a 48×48 grid DAG (right and down edges), B·H = 48, DK = DV = 32.
  * Usage: bench_dag [threads]   (default: OpenMP default). */
 #include "plstm/plstm.h"
+#include "cli/blas_tune.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -188,6 +189,7 @@ static void bench_case(plstm_context *ctx, const char *name, const plstm_dag *da
 
 int main(int argc, char **argv)
 {
+    plstm_program_tune_blas(argv);
     plstm_context *ctx = NULL;
     CHECK(plstm_context_create(&ctx, PLSTM_BACKEND_CPU, 0));
     if (argc > 1)
