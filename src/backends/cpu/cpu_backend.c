@@ -1,5 +1,6 @@
 /* The CPU backend: host memory, OpenMP threads, OpenBLAS GEMM. */
 #include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/cpu_nn.h"
 #include "core/status_internal.h"
 
 #include <stdlib.h>
@@ -56,4 +57,5 @@ const plstm_backend_ops plstm_cpu_backend = {
     .core2d_fused4_backward = cpu_core2d_fused4_backward,
     .dag_core_forward = cpu_dag_core_forward,
     .dag_core_backward = cpu_dag_core_backward,
+    .nn = PLSTM_CPU_NN_OPS, /* NN primitives (cpu_nn.h) */
 };
