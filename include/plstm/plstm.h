@@ -7,7 +7,15 @@
 #include "plstm/core1d.h"
 #include "plstm/core2d.h"
 #include "plstm/dag.h"
+#include "plstm/graph_prep.h"
+#include "plstm/layers.h"
+#include "plstm/nn.h"
 #include "plstm/safetensors.h"
+#include "plstm/ape.h"
+#include "plstm/train.h"
+#include "plstm/classifier.h"
+#include "plstm/params.h"
+#include "plstm/tu.h"
 
 #define PLSTM_VERSION_STRING "0.1.0"
 
