@@ -250,7 +250,7 @@ static void test_toy(void **state)
     plstm_tu_destroy(ds);
 
     /* Without node labels or attributes: a constant 1-feature. */
-    char cmd[700];
+    char cmd[1400];
     snprintf(cmd, sizeof cmd, "rm '%s'/TOY_node_labels.txt '%s'/TOY_node_attributes.txt", dir, dir);
     assert_int_equal(system(cmd), 0);
     TU_OK(plstm_tu_load(&ds, dir));
