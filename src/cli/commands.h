@@ -10,6 +10,10 @@ typedef struct cli_command {
 
 int cmd_verify(int argc, char **argv);
 int cmd_ape(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_presets(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 
 /* Prints "plstm: <what>: <library message>" to stderr and returns 1. */
 int cli_report_error(const char *what, int status);

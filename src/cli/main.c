@@ -9,6 +9,10 @@
 static const cli_command commands[] = {
     {"verify", "recompute a reference test-vector file and compare", cmd_verify},
     {"ape", "Arrow Pointing Extrapolation data: render samples, print statistics", cmd_ape},
+    {"train", "train a model on APE (presets, checkpoints, resume, curves)", cmd_train},
+    {"eval", "evaluate a training checkpoint on an APE split", cmd_eval},
+    {"presets", "list the training presets", cmd_presets},
+    {"forward", "run the vision model on images: logits (and features)", cmd_forward},
 };
 enum { NUM_COMMANDS = sizeof commands / sizeof commands[0] };
 
