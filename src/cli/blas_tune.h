@@ -3,7 +3,8 @@
  * kernel is chosen when the library loads, so a program that wants the fast
  * path must set OPENBLAS_CORETYPE before it starts: this re-executes the
  * program once with the variable set, only when detection failed on an
- * AVX-512 CPU and the user has not chosen a core type. Programs only; the
+ * AVX-512 CPU and the user has not chosen a core type (and with passive
+ * OpenMP waiting unless the user chose a policy). Programs only; the
  * library never touches the environment. */
 #ifndef PLSTM_CLI_BLAS_TUNE_H
 #define PLSTM_CLI_BLAS_TUNE_H
@@ -17,13 +18,25 @@ char *openblas_get_corename(void);
 static inline void plstm_program_tune_blas(char **argv)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (getenv("OPENBLAS_CORETYPE") || getenv("PLSTM_NO_BLAS_TUNE"))
+    if (getenv("PLSTM_NO_BLAS_TUNE") || getenv("PLSTM_BLAS_TUNED"))
         return;
+    int restart = 0;
     const char *core = openblas_get_corename();
-    if (!core || strcmp(core, "Prescott") != 0 || !__builtin_cpu_supports("avx512f"))
-        return;
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    execv("/proc/self/exe", argv); /* on failure just carry on with the slow kernels */
+    if (!getenv("OPENBLAS_CORETYPE") && core && !strcmp(core, "Prescott") &&
+        __builtin_cpu_supports("avx512f")) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        restart = 1;
+    }
+    /* OpenMP threads spinning at barriers steal the cores OpenBLAS's own
+     * threads need; passive waiting doubled GEMM speed inside a training step. */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        restart = 1;
+    }
+    if (restart) {
+        setenv("PLSTM_BLAS_TUNED", "1", 1);
+        execv("/proc/self/exe", argv); /* on failure just carry on */
+    }
 #else
     (void)argv;
 #endif

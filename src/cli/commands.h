@@ -14,6 +14,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_presets(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_tu(int argc, char **argv);
 
 /* Prints "plstm: <what>: <library message>" to stderr and returns 1. */
 int cli_report_error(const char *what, int status);
