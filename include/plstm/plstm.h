@@ -10,12 +10,16 @@
 #include "plstm/graph_prep.h"
 #include "plstm/layers.h"
 #include "plstm/nn.h"
+#include "plstm/layer2d.h"
+#include "plstm/vision.h"
+#include "plstm/vit.h"
 #include "plstm/safetensors.h"
 #include "plstm/ape.h"
 #include "plstm/train.h"
 #include "plstm/classifier.h"
 #include "plstm/params.h"
 #include "plstm/tu.h"
+#include "plstm/trainer.h"
 
 #define PLSTM_VERSION_STRING "0.1.0"
 

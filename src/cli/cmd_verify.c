@@ -15,6 +15,8 @@ static const struct {
 } verifiers[] = {
     {"core1d", verify_core1d},
     {"core2d", verify_core2d},
+    {"layer2d_fused", verify_layer2d_fused},
+    {"vision_model", verify_vision_model},
 };
 
 static void usage(FILE *f)
