@@ -8,6 +8,7 @@
 #include "plstm/core2d.h"
 #include "plstm/dag.h"
 #include "plstm/graph_prep.h"
+#include "plstm/graph_layers.h"
 #include "plstm/layers.h"
 #include "plstm/nn.h"
 #include "plstm/layer2d.h"

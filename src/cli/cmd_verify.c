@@ -17,6 +17,7 @@ static const struct {
     {"core2d", verify_core2d},
     {"layer2d_fused", verify_layer2d_fused},
     {"vision_model", verify_vision_model},
+    {"graph_layer", verify_graph_layer},
 };
 
 static void usage(FILE *f)

@@ -13,6 +13,7 @@ static const cli_command commands[] = {
     {"eval", "evaluate a training checkpoint on an APE split", cmd_eval},
     {"presets", "list the training presets", cmd_presets},
     {"forward", "run the vision model on images: logits (and features)", cmd_forward},
+    {"tu", "TU graph classification benchmark (10-fold CV) with the graph model", cmd_tu},
 };
 enum { NUM_COMMANDS = sizeof commands / sizeof commands[0] };
 

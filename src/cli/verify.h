@@ -51,6 +51,8 @@ plstm_status verify_layer2d_fused(const plstm_safetensors *st, const verify_opts
                                   verify_report *r);
 plstm_status verify_vision_model(const plstm_safetensors *st, const verify_opts *o,
                                  verify_report *r);
+plstm_status verify_graph_layer(const plstm_safetensors *st, const verify_opts *o,
+                                verify_report *r);
 /* The vision model configuration of a reference file (kind vision_model):
  * its config_json (the torch pLSTMVisionModelConfig), else the flat metadata. */
 plstm_status verify_vision_config(const plstm_safetensors *st, plstm_vision_config *c);
