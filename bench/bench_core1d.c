@@ -21,6 +21,7 @@
  * prints the one in use); OPENBLAS_CORETYPE (e.g. Haswell, SkylakeX) forces
  * the right one, which the chunked form's GEMMs depend on. */
 #include "plstm/plstm.h"
+#include "cli/blas_tune.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -121,6 +122,7 @@ static void free_bufs(bufs *b)
 
 int main(int argc, char **argv)
 {
+    plstm_program_tune_blas(argv);
     int reps = 10, threads = 0, chunk = 0, f64 = 0;
     int lengths[16] = {256, 1024, 4096}, nl = 3;
     for (int i = 1; i < argc; i++) {

@@ -12,6 +12,7 @@
  * Times are the median of N timed calls after 2 warm-up calls, wall clock
  * around each call followed by a stream synchronize. */
 #include "plstm/plstm.h"
+#include "cli/blas_tune.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,7 @@ static double time_call(problem *p, int fused, int mode, int reps)
 
 int main(int argc, char **argv)
 {
+    plstm_program_tune_blas(argv);
     int grids[16] = {12, 24, 48, 128}, ng = 4, reps = 7;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--grids") && i + 1 < argc) {

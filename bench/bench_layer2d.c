@@ -7,6 +7,7 @@
  * Usage: bench_layer2d [--reps N] [--threads T] [--dtype f32|f64] [--batch B]
  *                      [--grid G] [--dim D] [--heads H] [--algo auto|sequential|parallel] */
 #include "plstm/plstm.h"
+#include "cli/blas_tune.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +161,7 @@ static void bench_core(plstm_context *ctx, const opts *o)
 
 int main(int argc, char **argv)
 {
+    plstm_program_tune_blas(argv);
     opts o = {.reps = 10, .threads = 0, .B = 8, .G = 12, .D = 192, .H = 6, .dt = PLSTM_F32};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
