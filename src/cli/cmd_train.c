@@ -59,6 +59,10 @@ static int make_dirs(const char *path)
 
 int cmd_train(int argc, char **argv)
 {
+    /* Graph presets (tu-*) train the graph model under the TU protocol. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--preset") && !strncmp(argv[i + 1], "tu-", 3))
+            return cmd_tu(argc, argv);
     const char *preset = NULL, *file = NULL, *out = NULL;
     int resume = 0, print_config = 0;
     long long stop_after = 0;
