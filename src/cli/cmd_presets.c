@@ -33,5 +33,8 @@ int cmd_presets(int argc, char **argv)
     }
     for (const plstm_train_preset *p = plstm_train_presets(); p->name; p++)
         printf("%-20s %s\n", p->name, p->description);
+    for (int i = 0; plstm_tu_preset_name(i); i++)
+        printf("%-20s TU graph classification, 10-fold CV (80/10/10) as in the paper\n",
+               plstm_tu_preset_name(i));
     return 0;
 }
