@@ -4,6 +4,7 @@
 #define PLSTM_CLI_VERIFY_H
 
 #include "plstm/plstm.h"
+#include "plstm/params.h"
 #include "plstm/safetensors.h"
 
 typedef struct verify_opts {
@@ -39,6 +40,12 @@ void vt_free(vtensor *t);
  * prints one line and counts it into the report. */
 plstm_status verify_compare(const plstm_safetensors *st, const char *ref_name, vtensor *got,
                             plstm_dtype dtype, const verify_opts *o, verify_report *r);
+
+/* Compares every parameter's gradient (a `params`-layout buffer in `dtype`)
+ * against the file's grad.param.<name>. */
+plstm_status verify_compare_param_grads(const plstm_safetensors *st, const plstm_params *params,
+                                        const void *grads, const verify_opts *o,
+                                        verify_report *r);
 
 /* Integer metadata value; PLSTM_ERR_FORMAT if absent or malformed. */
 plstm_status meta_int(const plstm_safetensors *st, const char *key, int *out);

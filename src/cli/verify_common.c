@@ -98,6 +98,30 @@ plstm_status verify_compare(const plstm_safetensors *st, const char *ref_name, v
     return PLSTM_OK;
 }
 
+plstm_status verify_compare_param_grads(const plstm_safetensors *st, const plstm_params *params,
+                                        const void *grads, const verify_opts *o,
+                                        verify_report *r)
+{
+    const plstm_dtype dt = o->dtype;
+    char key[PLSTM_PARAM_NAME_MAX + 16];
+    for (size_t i = 0; i < plstm_params_count(params); i++) {
+        const plstm_param_info *pi = plstm_params_at(params, i);
+        snprintf(key, sizeof key, "grad.param.%s", pi->name);
+        vtensor g;
+        PLSTM_TRY(vt_zeros(pi->numel, dt, &g));
+        for (size_t j = 0; j < pi->numel; j++) {
+            if (dt == PLSTM_F32)
+                g.f32[j] = ((const float *)grads)[pi->offset + j];
+            else
+                g.f64[j] = ((const double *)grads)[pi->offset + j];
+        }
+        plstm_status s = verify_compare(st, key, &g, dt, o, r);
+        vt_free(&g);
+        PLSTM_TRY(s);
+    }
+    return PLSTM_OK;
+}
+
 plstm_status meta_int(const plstm_safetensors *st, const char *key, int *out)
 {
     const char *v = plstm_safetensors_metadata(st, key);

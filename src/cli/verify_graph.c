@@ -138,29 +138,6 @@ static plstm_status check_orderings(const plstm_safetensors *st, const plstm_gra
     return s;
 }
 
-static plstm_status compare_param_grads(const plstm_safetensors *st, gcase *k,
-                                        const verify_opts *o, verify_report *r)
-{
-    const plstm_dtype dt = o->dtype;
-    char key[PLSTM_PARAM_NAME_MAX + 16];
-    for (size_t i = 0; i < plstm_params_count(k->p); i++) {
-        const plstm_param_info *pi = plstm_params_at(k->p, i);
-        snprintf(key, sizeof key, "grad.param.%s", pi->name);
-        vtensor g;
-        PLSTM_TRY(vt_zeros(pi->numel, dt, &g));
-        for (size_t j = 0; j < pi->numel; j++) {
-            if (dt == PLSTM_F32)
-                g.f32[j] = ((const float *)k->grads)[pi->offset + j];
-            else
-                g.f64[j] = ((const double *)k->grads)[pi->offset + j];
-        }
-        plstm_status s = verify_compare(st, key, &g, dt, o, r);
-        vt_free(&g);
-        PLSTM_TRY(s);
-    }
-    return PLSTM_OK;
-}
-
 static plstm_status run_graph(const plstm_safetensors *st, const verify_opts *o,
                               verify_report *r, gcase *k)
 {
@@ -216,7 +193,7 @@ static plstm_status run_graph(const plstm_safetensors *st, const verify_opts *o,
     PLSTM_TRY(verify_compare(st, "grad.x", &k->dx, dt, o, r));
     if (edge)
         PLSTM_TRY(verify_compare(st, "grad.edge_x", &k->dex, dt, o, r));
-    return compare_param_grads(st, k, o, r);
+    return verify_compare_param_grads(st, k->p, k->grads, o, r);
 }
 
 plstm_status verify_graph_layer(const plstm_safetensors *st, const verify_opts *o,

@@ -242,19 +242,6 @@ static void case_free(vm_case *k)
     vt_free(&k->pe);
 }
 
-/* Copies n elements of a dtype buffer into a comparable vtensor. */
-static plstm_status to_vt(const void *src, size_t off, size_t n, plstm_dtype dt, vtensor *t)
-{
-    PLSTM_TRY(vt_zeros(n, dt, t));
-    for (size_t j = 0; j < n; j++) {
-        if (dt == PLSTM_F32)
-            t->f32[j] = ((const float *)src)[off + j];
-        else
-            t->f64[j] = ((const double *)src)[off + j];
-    }
-    return PLSTM_OK;
-}
-
 static plstm_status run_vision(const plstm_safetensors *st, const verify_opts *o,
                                verify_report *r, vm_case *k)
 {
@@ -304,17 +291,7 @@ static plstm_status run_vision(const plstm_safetensors *st, const verify_opts *o
                                     vt_ptr(&k->dlogits, dt), NULL, vt_ptr(&k->dpixels, dt),
                                     k->grads));
     PLSTM_TRY(verify_compare(st, "grad.pixels", &k->dpixels, dt, o, r));
-    char key[PLSTM_PARAM_NAME_MAX + 16];
-    for (size_t i = 0; i < plstm_params_count(lay); i++) {
-        const plstm_param_info *pi = plstm_params_at(lay, i);
-        snprintf(key, sizeof key, "grad.param.%s", pi->name);
-        vtensor g;
-        PLSTM_TRY(to_vt(k->grads, pi->offset, pi->numel, dt, &g));
-        plstm_status s = verify_compare(st, key, &g, dt, o, r);
-        vt_free(&g);
-        PLSTM_TRY(s);
-    }
-    return PLSTM_OK;
+    return verify_compare_param_grads(st, lay, k->grads, o, r);
 }
 
 plstm_status verify_vision_model(const plstm_safetensors *st, const verify_opts *o,
