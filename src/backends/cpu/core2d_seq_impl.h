@@ -775,6 +775,11 @@ static plstm_status FN(backward)(const seq2d_dims *m, int threads,
     int K = (int)(sqrt(0.5 * m->X) + 0.5);
     if (K < 1)
         K = 1;
+    /* Small grids of non-tiny states: keep every state of the grid (one
+     * block), so the backward recomputes the forward once instead of twice;
+     * same arithmetic. Tiny states (SZ < 32, only in tests) keep the blocks. */
+    if (SZ >= 32 && (size_t)(2 * m->X + 1) * (Yn + 1) * SZ * sizeof(REAL) <= ((size_t)4 << 20))
+        K = m->X;
     const size_t nblk = ((size_t)m->X + K - 1) / K;
     const size_t nstate = nblk * Yn + (K + 1) * Yn + (size_t)K * (Yn + 1) + (Yn + 1) + 4;
     int failed = 0;
