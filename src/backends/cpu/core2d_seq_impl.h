@@ -63,21 +63,7 @@ static void FN(scratch_init)(const seq2d_dims *m, FN(scratch) *w, REAL *p)
 
 /* ---- elementary operations on internal states ------------------------- */
 
-/* Σ a[n] b[n] with 8 partial sums, so it vectorizes without -ffast-math. */
-static REAL FN(dot)(const REAL *restrict a, const REAL *restrict b, size_t n)
-{
-    REAL acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            acc[l] += a[i + l] * b[i + l];
-    REAL s = 0;
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    for (int l = 0; l < 8; l++)
-        s += acc[l];
-    return s;
-}
+#include "backends/cpu/real_dot_impl.h"
 
 /* vs[t][a][v] = Σ_c S[t,a,c] v[v,c] */
 static void FN(src_vs)(const seq2d_dims *m, const REAL *S, const REAL *v, REAL *vs)
