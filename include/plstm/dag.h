@@ -98,7 +98,9 @@ typedef struct plstm_dag_core_desc {
     double scale;
     /* SEQUENTIAL: one batch entry per thread, edges in topological order.
      * PARALLEL: level by level, threads over (batch × edges of a level).
-     * AUTO: SEQUENTIAL when B >= 2·threads, else PARALLEL. Same results. */
+     * AUTO: SEQUENTIAL when B >= 2·threads, else PARALLEL; with all J = 1
+     * on graphs of at most 64 nodes, where cheaper, a dense per-graph form
+     * (each graph as masked attention, CPU). Same results up to rounding. */
     plstm_algo algo;
     /* Bytes for the edge-state workspace (E states per batch entry, twice in
      * the backward); the batch is processed in chunks that fit. 0 = 256 MiB. */

@@ -8,13 +8,24 @@
  * gate tensors are per edge s, m [H, E], per arc t [H, A] and per node d
  * [H, N] in the batch's global numbering. Saved for backward (acts): q, k, v,
  * s, m, t, d, the raw transitions, the core output (transposed to [N, H·V])
- * and the normalized output. */
+ * and the normalized output.
+ *
+ * Speed (batches of small graphs on few cores): q, k, v and the direct gate
+ * are one pass over x (column segments of one [N, P] output); the Linears
+ * split their rows over the OpenMP team with BLAS single-threaded for the
+ * whole layer call, since idle OpenBLAS threads spinning next to the team
+ * cost more than they give on such sizes. */
 #include "layers/graph_layer_internal.h"
 #include "layers/sublayer_impl.h"
 
+#include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #define GL "graph layer"
+
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
 
 plstm_graph_layer_config plstm_graph_layer_config_default(plstm_graph_layer_kind kind,
                                                           int input_dim, int num_heads,
@@ -217,6 +228,123 @@ plstm_status gl_arcs(const plstm_graph_batch *b, int64_t **from, int64_t **to)
     return PLSTM_OK;
 }
 
+/* ---- linear maps on the OpenMP team ---------------------------------------- */
+
+/* Products below this many multiply-adds run on the calling thread. */
+#define GL_PAR_WORK 1000000.0
+
+static int gl_team(const plstm_context *ctx, double work, int parts)
+{
+    int t = ctx ? plstm_context_threads(ctx) : 0;
+    if (t <= 0)
+        t = omp_get_max_threads();
+    if (work < GL_PAR_WORK || t < 2)
+        return 1;
+    return t < parts ? t : parts;
+}
+
+static void gl_block(int total, int part, int parts, int *lo, int *hi)
+{
+    *lo = (int)((long long)total * part / parts);
+    *hi = (int)((long long)total * (part + 1) / parts);
+}
+
+/* C[m, n] = op(A)·op(B) + beta·C in dt (row-major). */
+static void gl_gemm(plstm_dtype dt, int ta, int tb, int m, int n, int k, const void *A, int lda,
+                    const void *B, int ldb, double beta, void *C, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    const enum CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
+    if (dt == PLSTM_F32)
+        cblas_sgemm(CblasRowMajor, a, b, m, n, k, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
+    else
+        cblas_dgemm(CblasRowMajor, a, b, m, n, k, 1.0, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Several Linears of the same input x [n, in] into column segments of one
+ * output y [n, P]: segment i has rows[i] outputs at column c_i (prefix sums),
+ * weight W[i] [rows[i], in] and bias b[i] (may be NULL). One parallel region:
+ * each thread takes a block of rows. */
+static void gl_proj_fw(plstm_context *ctx, plstm_dtype dt, int n, int in, int nseg,
+                       const int *rows, const void *const *W, const void *const *b,
+                       const void *x, void *y)
+{
+    const size_t e = plstm_dtype_size(dt);
+    int P = 0;
+    for (int i = 0; i < nseg; i++)
+        P += rows[i];
+    const int nt = gl_team(ctx, (double)n * in * P, n);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int r0, r1;
+        gl_block(n, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+        for (int i = 0, c = 0; i < nseg; c += rows[i++]) {
+            char *yr = (char *)y + ((size_t)r0 * P + c) * e;
+            for (int r = r0; b[i] && r < r1; r++)
+                memcpy((char *)y + ((size_t)r * P + c) * e, b[i], (size_t)rows[i] * e);
+            gl_gemm(dt, 0, 1, r1 - r0, rows[i], in, (const char *)x + (size_t)r0 * in * e, in,
+                    W[i], in, b[i] ? 1.0 : 0.0, yr, P);
+        }
+    }
+}
+
+/* Adjoint of gl_proj_fw for dy [n, P]: dx = Σ_i dy_i·W[i] (written, may be
+ * NULL); dW[i] += dy_iᵀ·x and db[i] += Σ_rows dy_i (either may be NULL). */
+static void gl_proj_bw(plstm_context *ctx, plstm_dtype dt, int n, int in, int nseg,
+                       const int *rows, const void *const *W, const void *x, const void *dy,
+                       void *dx, void *const *dW, void *const *db)
+{
+    const size_t e = plstm_dtype_size(dt);
+    int P = 0;
+    for (int i = 0; i < nseg; i++)
+        P += rows[i];
+    const int nt = gl_team(ctx, (double)n * in * P, n < P ? n : P);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int r0, r1, o0, o1;
+        gl_block(n, t, T, &r0, &r1);
+        gl_block(P, t, T, &o0, &o1); /* this thread's output columns */
+        for (int i = 0, c = 0; i < nseg; c += rows[i++]) {
+            if (dx) /* rows r0..r1 of dx */
+                gl_gemm(dt, 0, 0, r1 - r0, in, rows[i], (const char *)dy + ((size_t)r0 * P + c) * e,
+                        P, W[i], in, i ? 1.0 : 0.0, (char *)dx + (size_t)r0 * in * e, in);
+            const int a = o0 > c ? o0 : c, z = o1 < c + rows[i] ? o1 : c + rows[i];
+            if (a >= z)
+                continue;
+            if (dW[i]) /* rows a-c .. z-c of dW[i] */
+                gl_gemm(dt, 1, 0, z - a, in, n, (const char *)dy + (size_t)a * e, P, x, in, 1.0,
+                        (char *)dW[i] + (size_t)(a - c) * in * e, in);
+            if (db[i])
+                GL_REAL(dt, {
+                    const R *g = dy;
+                    R *o = (R *)db[i] - c;
+                    for (int r = 0; r < n; r++)
+                        for (int k = a; k < z; k++)
+                            o[k] += g[(size_t)r * P + k];
+                });
+        }
+    }
+}
+
+plstm_status gl_linear_fw(plstm_context *ctx, plstm_dtype dt, int n, int in, int out,
+                          const void *x, const void *W, const void *b, void *y)
+{
+    if (n > 0)
+        gl_proj_fw(ctx, dt, n, in, 1, &out, &W, &b, x, y);
+    return PLSTM_OK;
+}
+
+plstm_status gl_linear_bw(plstm_context *ctx, plstm_dtype dt, int n, int in, int out,
+                          const void *x, const void *W, const void *dy, void *dx, void *dW,
+                          void *db)
+{
+    if (n > 0)
+        gl_proj_bw(ctx, dt, n, in, 1, &out, &W, x, dy, dx, &dW, &db);
+    return PLSTM_OK;
+}
+
 /* Linear on n rows; nothing to do for n = 0. */
 static plstm_status lin_fw(plstm_context *ctx, plstm_dtype dt, size_t n, int in, int out,
                            const void *x, const void *params, size_t w, size_t b, void *y)
@@ -224,8 +352,8 @@ static plstm_status lin_fw(plstm_context *ctx, plstm_dtype dt, size_t n, int in,
     if (!n)
         return PLSTM_OK;
     const size_t e = plstm_dtype_size(dt);
-    return plstm_linear_forward(ctx, dt, (int)n, in, out, x, gl_cat(params, e, w),
-                                b == PLSTM_NO_PARAM ? NULL : gl_cat(params, e, b), y);
+    return gl_linear_fw(ctx, dt, (int)n, in, out, x, gl_cat(params, e, w),
+                        b == PLSTM_NO_PARAM ? NULL : gl_cat(params, e, b), y);
 }
 
 static plstm_status lin_bw(plstm_context *ctx, plstm_dtype dt, size_t n, int in, int out,
@@ -235,17 +363,8 @@ static plstm_status lin_bw(plstm_context *ctx, plstm_dtype dt, size_t n, int in,
     if (!n)
         return PLSTM_OK;
     const size_t e = plstm_dtype_size(dt);
-    return plstm_linear_backward(ctx, dt, (int)n, in, out, x, gl_cat(params, e, w), dy, dx,
-                                 gl_at(grads, e, w), b == PLSTM_NO_PARAM ? NULL : gl_at(grads, e, b));
-}
-
-static void sigmoid_inplace(plstm_dtype dt, size_t n, void *x)
-{
-    GL_REAL(dt, {
-        R *p = x;
-        for (size_t i = 0; i < n; i++)
-            p[i] = (R)(1.0 / (1.0 + exp(-(double)p[i])));
-    });
+    return gl_linear_bw(ctx, dt, (int)n, in, out, x, gl_cat(params, e, w), dy, dx,
+                        gl_at(grads, e, w), b == PLSTM_NO_PARAM ? NULL : gl_at(grads, e, b));
 }
 
 /* ---- node-wise gates (§6.3) ------------------------------------------------- */
@@ -268,38 +387,24 @@ static void arc_slots(const plstm_graph_layer *L, const plstm_graph_batch *b, in
         *i = b->in_slot[f], *j = b->out_slot[e];
 }
 
-/* Per-node transitions [N, H, Es, Es] from the raw ones: P mode masks rows
- * i >= indegree(n) and divides each row by 0.5 + Σ|row|; D mode tanh. */
-static void node_transitions(const plstm_graph_layer *L, plstm_dtype dt,
-                             const plstm_graph_batch *b, const void *raw, void *out)
+/* Transition (i, j) of node n, head h from the raw ones [N, H, Es, Es]: P
+ * mode masks rows i >= indegree(n) and divides each row by 0.5 + Σ|row|; D
+ * mode tanh. Only the entries the arcs use are formed. */
+static double node_transition(const plstm_graph_layer *L, const plstm_graph_batch *b,
+                              const double *row, int64_t n, int64_t i, int64_t j)
 {
-    const size_t N = (size_t)b->num_nodes, H = (size_t)L->cfg.num_heads, Es = (size_t)L->E;
-    const int pm = L->cfg.mode == PLSTM_GRAPH_MODE_P;
-    GL_REAL(dt, {
-        const R *r = raw;
-        R *t = out;
-        for (size_t n = 0; n < N; n++)
-            for (size_t h = 0; h < H; h++)
-                for (size_t i = 0; i < Es; i++) {
-                    const size_t o = ((n * H + h) * Es + i) * Es;
-                    if (!pm) {
-                        for (size_t j = 0; j < Es; j++)
-                            t[o + j] = (R)tanh((double)r[o + j]);
-                    } else if ((int64_t)i >= b->indegree[n]) {
-                        for (size_t j = 0; j < Es; j++)
-                            t[o + j] = 0;
-                    } else {
-                        double sum = 0.5;
-                        for (size_t j = 0; j < Es; j++)
-                            sum += fabs((double)r[o + j]);
-                        for (size_t j = 0; j < Es; j++)
-                            t[o + j] = (R)((double)r[o + j] / sum);
-                    }
-                }
-    });
+    const size_t Es = (size_t)L->E;
+    if (L->cfg.mode != PLSTM_GRAPH_MODE_P)
+        return tanh(row[j]);
+    if (i >= b->indegree[n])
+        return 0.0;
+    double sum = 0.5;
+    for (size_t k = 0; k < Es; k++)
+        sum += fabs(row[k]);
+    return row[j] / sum;
 }
 
-/* dT [N, H, Es, Es] -> d raw (in place). */
+/* dT [N, H, Es, Es] -> d raw (in place). Rows without gradient stay 0. */
 static void node_transitions_bw(const plstm_graph_layer *L, plstm_dtype dt,
                                 const plstm_graph_batch *b, const void *raw, void *dT)
 {
@@ -312,8 +417,15 @@ static void node_transitions_bw(const plstm_graph_layer *L, plstm_dtype dt,
             for (size_t h = 0; h < H; h++)
                 for (size_t i = 0; i < Es; i++) {
                     const size_t o = ((n * H + h) * Es + i) * Es;
+                    int any = 0;
+                    for (size_t j = 0; j < Es; j++)
+                        any |= g[o + j] != 0;
+                    if (!any)
+                        continue;
                     if (!pm) {
                         for (size_t j = 0; j < Es; j++) {
+                            if (g[o + j] == 0)
+                                continue;
                             const double th = tanh((double)r[o + j]);
                             g[o + j] = (R)((double)g[o + j] * (1.0 - th * th));
                         }
@@ -357,8 +469,7 @@ static plstm_status nodewise_gates_forward(plstm_context *ctx, const plstm_graph
         st = lin_fw(ctx, dt, N, D, (int)HE, x, params, wo, bo, w);
         if (st != PLSTM_OK)
             break;
-        sigmoid_inplace(dt, N * HE, w);
-        GL_REAL(dt, {
+        GL_REAL(dt, { /* sigmoid of the used slots only */
             const R *S = w;
             R *out = pass ? m : s;
             for (size_t e = 0; e < E; e++) {
@@ -366,25 +477,30 @@ static plstm_status nodewise_gates_forward(plstm_context *ctx, const plstm_graph
                 plstm_dag_edge(g, (int64_t)e, &tl, &hd, NULL);
                 const int64_t node = pass ? hd : tl;
                 const int64_t slot = pass ? mark_slot(L, b, (int64_t)e) : src_slot(L, b, (int64_t)e);
-                for (int h = 0; h < H; h++)
-                    out[(size_t)h * E + e] = S[(size_t)node * HE + (size_t)h * Es + slot];
+                for (int h = 0; h < H; h++) {
+                    const double v = (double)S[(size_t)node * HE + (size_t)h * Es + slot];
+                    out[(size_t)h * E + e] = (R)(1.0 / (1.0 + exp(-v)));
+                }
             }
         });
     }
     if (st == PLSTM_OK)
         st = lin_fw(ctx, dt, N, D, (int)HEE, x, params, L->t_w, L->t_b, traw);
     if (st == PLSTM_OK) {
-        node_transitions(L, dt, b, traw, w);
         GL_REAL(dt, {
-            const R *T = w;
+            const R *T = traw;
             R *out = t;
+            double row[64];
             for (size_t a = 0; a < A; a++) {
                 int64_t tl, i, j;
                 plstm_dag_edge(g, ato[a], &tl, NULL, NULL);
                 arc_slots(L, b, afrom[a], ato[a], &i, &j);
-                for (int h = 0; h < H; h++)
-                    out[(size_t)h * A + a] =
-                        T[(size_t)tl * HEE + (size_t)h * Es * Es + (size_t)i * Es + (size_t)j];
+                for (int h = 0; h < H; h++) {
+                    const R *r = T + (size_t)tl * HEE + ((size_t)h * Es + (size_t)i) * Es;
+                    for (int k = 0; k < Es; k++)
+                        row[k] = (double)r[k];
+                    out[(size_t)h * A + a] = (R)node_transition(L, b, row, tl, i, j);
+                }
             }
         });
     }
@@ -488,22 +604,39 @@ static plstm_graph_desc core_desc(const plstm_graph_layer *L, plstm_dtype dt)
     return d;
 }
 
-/* Direct gate d [H, N] = sigmoid(x·Wdᵀ + bd), transposed. */
-static plstm_status direct_forward(plstm_context *ctx, const plstm_graph_layer *L, plstm_dtype dt,
-                                   const void *params, size_t N, const void *x, void *tmp,
-                                   void *d)
+/* q, k, v and the direct gate all project x: one pass x -> [N, P] with
+ * P = 2·HK + HV + H, column segments q | k | v | d (gl_proj_*). */
+static int proj_width(const plstm_graph_layer *L) { return 2 * L->HK + L->HV + L->cfg.num_heads; }
+
+static void proj_segments(const plstm_graph_layer *L, int rows[4], size_t wo[4], size_t bo[4])
 {
-    const int H = L->cfg.num_heads;
-    PLSTM_TRY(lin_fw(ctx, dt, N, L->cfg.input_dim, H, x, params, L->d_w, L->d_b, tmp));
-    sigmoid_inplace(dt, N * H, tmp);
-    gl_swap01(plstm_dtype_size(dt), N, (size_t)H, 1, tmp, d);
-    return PLSTM_OK;
+    rows[0] = rows[1] = L->HK, rows[2] = L->HV, rows[3] = L->cfg.num_heads;
+    wo[0] = L->q_w, wo[1] = L->k_w, wo[2] = L->v_w, wo[3] = L->d_w;
+    bo[0] = L->q_b, bo[1] = L->k_b, bo[2] = L->v_b, bo[3] = L->d_b;
 }
 
-plstm_status plstm_graph_layer_forward(plstm_context *ctx, const plstm_graph_layer *L,
-                                       plstm_dtype dtype, const void *params,
-                                       const plstm_graph_batch *b, const void *x,
-                                       const void *edge_x, void *y, void *acts)
+/* dst[h, n, :] = src[n, c0 + h·hd : c0 + (h+1)·hd] for rows of width P (and back). */
+static void gather_heads(size_t esz, size_t N, size_t H, size_t hd, size_t P, size_t c0,
+                         const void *src, void *dst)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t h = 0; h < H; h++)
+            memcpy((char *)dst + (h * N + n) * hd * esz,
+                   (const char *)src + (n * P + c0 + h * hd) * esz, hd * esz);
+}
+static void scatter_heads(size_t esz, size_t N, size_t H, size_t hd, size_t P, size_t c0,
+                          const void *src, void *dst)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t h = 0; h < H; h++)
+            memcpy((char *)dst + (n * P + c0 + h * hd) * esz,
+                   (const char *)src + (h * N + n) * hd * esz, hd * esz);
+}
+
+static plstm_status layer_forward(plstm_context *ctx, const plstm_graph_layer *L,
+                                  plstm_dtype dtype, const void *params,
+                                  const plstm_graph_batch *b, const void *x, const void *edge_x,
+                                  void *y, void *acts)
 {
     PLSTM_TRY(check_call(ctx, L, dtype, params, b, x, edge_x, GL " forward"));
     PLSTM_CHECK_ARG(y != NULL, GL " forward: NULL output");
@@ -513,9 +646,9 @@ plstm_status plstm_graph_layer_forward(plstm_context *ctx, const plstm_graph_lay
     gl_layout l;
     layout_make(L, N, E, A, &l);
     /* without acts everything lives in one scratch block of the same layout */
-    const size_t wn = N * (size_t)(L->HK > L->HV ? L->HK : L->HV) + N * (size_t)H;
+    const size_t P = (size_t)proj_width(L);
     void *own = acts ? NULL : malloc((l.total ? l.total : 1) * esz);
-    void *w = malloc((wn ? wn : 1) * esz);
+    void *w = malloc((N * P + 1) * esz);
     int64_t *afrom = NULL, *ato = NULL;
     plstm_status st = PLSTM_OK;
     if ((!acts && !own) || !w) {
@@ -525,19 +658,29 @@ plstm_status plstm_graph_layer_forward(plstm_context *ctx, const plstm_graph_lay
     void *ac = acts ? acts : own;
     if ((st = gl_arcs(b, &afrom, &ato)) != PLSTM_OK)
         goto done;
-    /* q, k, v: [N, H·K] -> [H, N, K] */
-    const size_t qoff[3] = {l.q, l.k, l.v}, wo[3] = {L->q_w, L->k_w, L->v_w},
-                 bo[3] = {L->q_b, L->k_b, L->v_b};
-    for (int i = 0; i < 3 && st == PLSTM_OK; i++) {
-        const int width = i == 2 ? L->HV : L->HK, hd = i == 2 ? L->V : L->K;
-        st = lin_fw(ctx, dtype, N, D, width, x, params, wo[i], bo[i], w);
-        if (st == PLSTM_OK)
-            gl_swap01(esz, N, (size_t)H, (size_t)hd, w, gl_at(ac, esz, qoff[i]));
+    /* q, k, v: [N, H·K] -> [H, N, K]; d = sigmoid, [H, N] */
+    if (N) {
+        int rows[4];
+        size_t wo[4], bo[4];
+        proj_segments(L, rows, wo, bo);
+        const void *W[4], *B[4];
+        for (int i = 0; i < 4; i++)
+            W[i] = gl_cat(params, esz, wo[i]),
+            B[i] = bo[i] == PLSTM_NO_PARAM ? NULL : gl_cat(params, esz, bo[i]);
+        gl_proj_fw(ctx, dtype, (int)N, D, 4, rows, W, B, x, w);
+        gather_heads(esz, N, (size_t)H, (size_t)L->K, P, 0, w, gl_at(ac, esz, l.q));
+        gather_heads(esz, N, (size_t)H, (size_t)L->K, P, (size_t)L->HK, w, gl_at(ac, esz, l.k));
+        gather_heads(esz, N, (size_t)H, (size_t)L->V, P, 2 * (size_t)L->HK, w,
+                     gl_at(ac, esz, l.v));
+        const size_t c0 = 2 * (size_t)L->HK + (size_t)L->HV;
+        GL_REAL(dtype, {
+            const R *pr = w;
+            R *dd = gl_at(ac, esz, l.d);
+            for (size_t n = 0; n < N; n++)
+                for (int h = 0; h < H; h++)
+                    dd[(size_t)h * N + n] = (R)(1.0 / (1.0 + exp(-(double)pr[n * P + c0 + h])));
+        });
     }
-    if (st == PLSTM_OK)
-        st = direct_forward(ctx, L, dtype, params, N, x, w, gl_at(ac, esz, l.d));
-    if (st != PLSTM_OK)
-        goto done;
     if (L->cfg.kind == PLSTM_GRAPH_LAYER_EDGE)
         st = gl_edge_gates_forward(ctx, L, dtype, params, b, afrom, ato, x, edge_x,
                                    gl_at(ac, esz, l.s), gl_at(ac, esz, l.m), gl_at(ac, esz, l.t),
@@ -569,11 +712,11 @@ done:
     return st;
 }
 
-plstm_status plstm_graph_layer_backward(plstm_context *ctx, const plstm_graph_layer *L,
-                                        plstm_dtype dtype, const void *params,
-                                        const plstm_graph_batch *b, const void *x,
-                                        const void *edge_x, const void *acts, const void *dy,
-                                        void *dx, void *dedge_x, void *grads)
+static plstm_status layer_backward(plstm_context *ctx, const plstm_graph_layer *L,
+                                   plstm_dtype dtype, const void *params,
+                                   const plstm_graph_batch *b, const void *x, const void *edge_x,
+                                   const void *acts, const void *dy, void *dx, void *dedge_x,
+                                   void *grads)
 {
     PLSTM_TRY(check_call(ctx, L, dtype, params, b, x, edge_x, GL " backward"));
     PLSTM_CHECK_ARG(acts && dy && grads, GL " backward: NULL acts, dy or grads");
@@ -584,9 +727,10 @@ plstm_status plstm_graph_layer_backward(plstm_context *ctx, const plstm_graph_la
     gl_layout l;
     layout_make(L, N, E, A, &l);
     /* gradient buffers of the core inputs, laid out like acts */
-    void *g = calloc(l.total ? l.total : 1, esz);
-    const size_t HW = (size_t)(L->HK > L->HV ? L->HK : L->HV);
-    void *w1 = malloc((N * HW + N * D + N * H + 1) * esz), *w2 = malloc((N * HW + 1) * esz);
+    void *g = malloc((l.traw + 1) * esz); /* q .. d; the core writes all of it */
+    const size_t HW = (size_t)(L->HK > L->HV ? L->HK : L->HV), PW = (size_t)proj_width(L);
+    const size_t n1 = N * PW; /* dP; also >= N·HV for the norm */
+    void *w1 = malloc((n1 + 1) * esz), *w2 = malloc((N * HW + 1) * esz);
     void *dxo = dx ? NULL : malloc((N * D + 1) * esz);
     void *dex = (L->cfg.kind == PLSTM_GRAPH_LAYER_EDGE && !dedge_x)
                     ? malloc((E * (size_t)De + 1) * esz) : NULL;
@@ -631,34 +775,31 @@ plstm_status plstm_graph_layer_backward(plstm_context *ctx, const plstm_graph_la
                                       gl_at(g, esz, l.d)};
         if ((st = plstm_graph_backward(ctx, &cd, b->dag, &in, dyc, &gr)) != PLSTM_OK)
             goto done;
-        /* q, k, v projections: [H, N, K] -> [N, H·K] */
-        const size_t qoff[3] = {l.q, l.k, l.v}, wo[3] = {L->q_w, L->k_w, L->v_w},
-                     bo[3] = {L->q_b, L->k_b, L->v_b};
-        void *dxt = gl_at(w1, esz, N * HW);
-        for (int i = 0; i < 3 && st == PLSTM_OK; i++) {
-            const int width = i == 2 ? L->HV : L->HK, hd = i == 2 ? L->V : L->K;
-            gl_swap01(esz, (size_t)H, N, (size_t)hd, gl_at(g, esz, qoff[i]), w1);
-            st = lin_bw(ctx, dtype, N, D, width, x, params, wo[i], bo[i], w1, dxt, grads);
-            if (st == PLSTM_OK)
-                st = plstm_axpy(ctx, dtype, N * D, 1.0, dxt, dx);
-        }
-        /* direct gate */
-        if (st == PLSTM_OK) {
-            void *dpre = gl_at(w1, esz, N * HW + N * D);
-            gl_swap01(esz, (size_t)H, N, 1, gl_at(g, esz, l.d), dpre);
-            GL_REAL(dtype, {
-                R *dp = dpre;
-                const R *dv = gl_cat(acts, esz, l.d);
-                for (size_t n = 0; n < N; n++)
-                    for (int h = 0; h < H; h++) {
-                        const R v = dv[(size_t)h * N + n];
-                        dp[n * H + h] *= v * (1 - v);
-                    }
-            });
-            st = lin_bw(ctx, dtype, N, D, H, x, params, L->d_w, L->d_b, dpre, dxt, grads);
-            if (st == PLSTM_OK)
-                st = plstm_axpy(ctx, dtype, N * D, 1.0, dxt, dx);
-        }
+        /* q, k, v and direct gate through the joint projection: dP [N, P] */
+        const size_t P = (size_t)proj_width(L), c0 = 2 * (size_t)L->HK + (size_t)L->HV;
+        char *dP = w1;
+        scatter_heads(esz, N, (size_t)H, (size_t)L->K, P, 0, gl_cat(g, esz, l.q), dP);
+        scatter_heads(esz, N, (size_t)H, (size_t)L->K, P, (size_t)L->HK, gl_cat(g, esz, l.k), dP);
+        scatter_heads(esz, N, (size_t)H, (size_t)L->V, P, 2 * (size_t)L->HK, gl_cat(g, esz, l.v),
+                      dP);
+        GL_REAL(dtype, {
+            R *dp = (R *)dP;
+            const R *dv = gl_cat(acts, esz, l.d), *gd = gl_cat(g, esz, l.d);
+            for (size_t n = 0; n < N; n++)
+                for (int h = 0; h < H; h++) {
+                    const R v = dv[(size_t)h * N + n];
+                    dp[n * P + c0 + (size_t)h] = gd[(size_t)h * N + n] * v * (1 - v);
+                }
+        });
+        int rows[4];
+        size_t wo[4], bo[4];
+        proj_segments(L, rows, wo, bo);
+        const void *W[4];
+        void *dW[4], *dB[4];
+        for (int i = 0; i < 4; i++)
+            W[i] = gl_cat(params, esz, wo[i]), dW[i] = gl_at(grads, esz, wo[i]),
+            dB[i] = bo[i] == PLSTM_NO_PARAM ? NULL : gl_at(grads, esz, bo[i]);
+        gl_proj_bw(ctx, dtype, (int)N, D, 4, rows, W, x, dP, dx, dW, dB);
     }
     if (st != PLSTM_OK)
         goto done;
@@ -680,5 +821,38 @@ done:
     free(dex);
     free(afrom);
     free(ato);
+    return st;
+}
+
+/* BLAS runs single-threaded inside the layer: the products are split over
+ * the OpenMP team (gl_linear_*), and idle OpenBLAS threads would spin
+ * against the team's threads on the cores. */
+plstm_status plstm_graph_layer_forward(plstm_context *ctx, const plstm_graph_layer *L,
+                                       plstm_dtype dtype, const void *params,
+                                       const plstm_graph_batch *b, const void *x,
+                                       const void *edge_x, void *y, void *acts)
+{
+    const int blas = openblas_get_num_threads();
+    if (blas != 1)
+        openblas_set_num_threads(1);
+    const plstm_status st = layer_forward(ctx, L, dtype, params, b, x, edge_x, y, acts);
+    if (blas != 1)
+        openblas_set_num_threads(blas);
+    return st;
+}
+
+plstm_status plstm_graph_layer_backward(plstm_context *ctx, const plstm_graph_layer *L,
+                                        plstm_dtype dtype, const void *params,
+                                        const plstm_graph_batch *b, const void *x,
+                                        const void *edge_x, const void *acts, const void *dy,
+                                        void *dx, void *dedge_x, void *grads)
+{
+    const int blas = openblas_get_num_threads();
+    if (blas != 1)
+        openblas_set_num_threads(1);
+    const plstm_status st =
+        layer_backward(ctx, L, dtype, params, b, x, edge_x, acts, dy, dx, dedge_x, grads);
+    if (blas != 1)
+        openblas_set_num_threads(blas);
     return st;
 }

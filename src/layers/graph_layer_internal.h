@@ -37,6 +37,16 @@ static inline void gl_swap01(size_t esz, size_t n0, size_t n1, size_t c, const v
             memcpy((char *)dst + (j * n0 + i) * row, (const char *)src + (i * n1 + j) * row, row);
 }
 
+/* plstm_linear_forward / _backward for the graph layers (same contracts):
+ * row blocks of a large product run on the OpenMP team with single-threaded
+ * BLAS inside, so OpenBLAS's own threads do not spin against the team. The
+ * layer entry points switch BLAS to one thread for the whole call. */
+plstm_status gl_linear_fw(plstm_context *ctx, plstm_dtype dt, int n, int in, int out,
+                          const void *x, const void *W, const void *b, void *y);
+plstm_status gl_linear_bw(plstm_context *ctx, plstm_dtype dt, int n, int in, int out,
+                          const void *x, const void *W, const void *dy, void *dx, void *dW,
+                          void *db);
+
 /* The arcs of a batch's DAG object: from-edge, to-edge (global). */
 plstm_status gl_arcs(const plstm_graph_batch *b, int64_t **from, int64_t **to);
 

@@ -3,6 +3,7 @@
  * entry per thread in topological order (PLSTM_ALGO_SEQUENTIAL). The
  * real-type code is in dag_core_impl.h, included for float and double. */
 #include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/dag_core_dense.h"
 #include "graph/dag_internal.h"
 #include "core/status_internal.h"
 
@@ -74,7 +75,8 @@ static int dag_threads(const plstm_context *ctx)
 #undef REAL
 #undef FN
 
-/* AUTO: with at least two batch entries per thread the per-entry pass keeps
+/* AUTO with all J = 1 on small graphs: the dense form (dag_core_dense.c).
+ * AUTO otherwise: with at least two batch entries per thread the per-entry pass keeps
  * every thread busy without a barrier per level, and is a little faster. */
 static int dag_sequential(const plstm_dag_core_desc *d, int threads)
 {
@@ -88,6 +90,8 @@ plstm_status cpu_dag_core_forward(plstm_context *ctx, const plstm_dag_core_desc 
 {
     const dag_dims m = dag_make_dims(d);
     const int threads = dag_threads(ctx), seq = dag_sequential(d, threads);
+    if ((d->dtype == PLSTM_F32 || d->dtype == PLSTM_F64) && cpu_dag_dense_applies(d, g))
+        return cpu_dag_dense_forward(ctx, d, g, in, Y);
     if (d->dtype == PLSTM_F32)
         return dag_run_f32(&m, threads, g, in, Y, NULL, NULL, seq);
     if (d->dtype == PLSTM_F64)
@@ -102,6 +106,8 @@ plstm_status cpu_dag_core_backward(plstm_context *ctx, const plstm_dag_core_desc
 {
     const dag_dims m = dag_make_dims(d);
     const int threads = dag_threads(ctx), seq = dag_sequential(d, threads);
+    if ((d->dtype == PLSTM_F32 || d->dtype == PLSTM_F64) && cpu_dag_dense_applies(d, g))
+        return cpu_dag_dense_backward(ctx, d, g, in, dY, grad);
     if (d->dtype == PLSTM_F32)
         return dag_run_f32(&m, threads, g, in, NULL, dY, grad, seq);
     if (d->dtype == PLSTM_F64)
