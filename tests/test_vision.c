@@ -339,6 +339,20 @@ static void test_model_fd_resized_pos(void **s)
     check_model(&c, 4, 4, 0, "no pos-emb, DD");
 }
 
+/* Two stem stages (2×2 convs, RMSNorm, GELU) then a 1×1 patch embedding at
+ * the training size and at a larger one (resized position embedding). */
+static void test_model_fd_stem(void **s)
+{
+    (void)s;
+    plstm_vision_config c = tiny_config();
+    c.patch_size = 4, c.image_size[0] = c.image_size[1] = 12; /* grid 3×3 */
+    c.stem_stages = 2, c.stem_channels[0] = 3, c.stem_channels[1] = 5;
+    check_model(&c, 12, 12, 0, "stem [3,5]");
+    c.stem_stages = 1; /* then a 2×2 patch embedding */
+    c.pooling = PLSTM_POOL_MEAN;
+    check_model(&c, 16, 12, 1, "stem [3], 16x12");
+}
+
 /* ---- flags, presets, configuration ------------------------------------- */
 
 static int ends_with(const char *s, const char *t)
@@ -506,6 +520,27 @@ static void test_config_errors(void **s)
     assert_int_equal(c.image_size[1], 48);
     assert_int_equal(c.dim, 192);
     assert_string_equal(c.block_mode, "DD");
+
+    /* the stem: an array of channel counts whose length sets the stages */
+    TU_OK(plstm_vision_config_from_json("{\"preset\":\"ape\",\"stem_channels\":[16,32]}", NULL,
+                                        &c));
+    assert_int_equal(c.stem_stages, 2);
+    assert_int_equal(c.stem_channels[1], 32);
+    char *js = NULL;
+    TU_OK(plstm_vision_config_to_json(&c, &js));
+    assert_non_null(strstr(js, "\"stem_channels\": [16, 32]"));
+    free(js);
+    TU_OK(plstm_vision_config_to_json(&base, &js)); /* no stem: no key */
+    assert_null(strstr(js, "stem_channels"));
+    free(js);
+    expect_error(plstm_vision_config_from_json("{\"stem_channels\":[4,4,4,4,4]}", &base, &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "at most 4");
+    expect_error(plstm_vision_config_from_json("{\"stem_channels\":8}", &base, &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "stem_channels");
+    expect_error(plstm_vision_config_from_json("{\"stem_channels\":[0]}", &base, &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "stem_channels[0] = 0");
+    expect_error(plstm_vision_config_from_json("{\"stem_channels\":[4,4]}", &base, &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "multiple of 4"); /* patch 2 */
 }
 
 /* The APE init (experiments.md §2.2, Table 5) read back by parameter name. */
@@ -620,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_model_fd_center_features),
         cmocka_unit_test(test_model_fd_mean_stride),
         cmocka_unit_test(test_model_fd_resized_pos),
+        cmocka_unit_test(test_model_fd_stem),
         cmocka_unit_test(test_presets_counts),
         cmocka_unit_test(test_ablations),
         cmocka_unit_test(test_config_errors),

@@ -152,6 +152,20 @@ plstm_status plstm_vision_config_check(const plstm_vision_config *c)
                         c->algo == PLSTM_ALGO_PARALLEL,
                     "vision config: unknown algo");
     PLSTM_CHECK_ARG(c->pos_embed_init_std >= 0, "vision config: pos_embed_init_std must be >= 0");
+    PLSTM_CHECK_ARG(c->stem_stages >= 0 && c->stem_stages <= PLSTM_VISION_MAX_STEM,
+                    "vision config: stem_stages %d out of range 0..%d", c->stem_stages,
+                    PLSTM_VISION_MAX_STEM);
+    if (c->stem_stages) {
+        const int f = 1 << c->stem_stages;
+        PLSTM_CHECK_ARG(c->patch_size % f == 0 && (!c->stride || c->stride == c->patch_size),
+                        "vision config: a %d-stage stem needs non-overlapping patches whose "
+                        "size %d is a multiple of %d",
+                        c->stem_stages, c->patch_size, f);
+        for (int i = 0; i < c->stem_stages; i++)
+            PLSTM_CHECK_ARG(c->stem_channels[i] >= 1 && c->stem_channels[i] <= 65536,
+                            "vision config: stem_channels[%d] = %d out of range 1..65536", i,
+                            c->stem_channels[i]);
+    }
     return PLSTM_OK;
 }
 
@@ -183,7 +197,7 @@ static const char *name_of(const named *t, int v)
     return "?";
 }
 
-typedef enum ftype { F_INT, F_BOOL, F_REAL, F_ENUM, F_MODE, F_SIZE } ftype;
+typedef enum ftype { F_INT, F_BOOL, F_REAL, F_ENUM, F_MODE, F_SIZE, F_STEM } ftype;
 
 typedef struct field {
     const char *key;
@@ -225,6 +239,7 @@ static const field fields[] = {
     FLD("mark_bias_init", F_REAL, mark_bias_init),
     FLD("direct_bias_init", F_REAL, direct_bias_init),
     FLD("pos_embed_init_std", F_REAL, pos_embed_init_std),
+    FLD("stem_channels", F_STEM, stem_channels),
 };
 enum { NFIELDS = sizeof fields / sizeof fields[0] };
 
@@ -297,6 +312,18 @@ static plstm_status set_field(plstm_vision_config *c, const field *f, json_t *v)
                               "vision config: '%s' must be [H, W] or one integer", f->key);
         PLSTM_TRY(int_value(json_array_get(v, 0), f->key, &c->image_size[0]));
         return int_value(json_array_get(v, 1), f->key, &c->image_size[1]);
+    case F_STEM: {
+        const size_t n = json_is_array(v) ? json_array_size(v) : (size_t)-1;
+        if (n > PLSTM_VISION_MAX_STEM)
+            return plstm_fail(PLSTM_ERR_INVALID_ARGUMENT,
+                              "vision config: 'stem_channels' must be an array of at most %d "
+                              "integers",
+                              PLSTM_VISION_MAX_STEM);
+        for (size_t i = 0; i < n; i++)
+            PLSTM_TRY(int_value(json_array_get(v, i), f->key, &c->stem_channels[i]));
+        c->stem_stages = (int)n;
+        return PLSTM_OK;
+    }
     }
     return PLSTM_OK;
 }
@@ -378,6 +405,13 @@ plstm_status plstm_vision_config_to_json(const plstm_vision_config *cfg, char **
         case F_ENUM: v = json_string(name_of(f->names, *ifield(&c, f))); break;
         case F_MODE: v = json_stringn(c.block_mode, strnlen(c.block_mode, 2)); break;
         case F_SIZE: v = json_pack("[ii]", c.image_size[0], c.image_size[1]); break;
+        case F_STEM:
+            if (!c.stem_stages) /* absent: configs from before the stem stay unchanged */
+                continue;
+            v = json_array();
+            for (int k = 0; k < c.stem_stages; k++)
+                json_array_append_new(v, json_integer(c.stem_channels[k]));
+            break;
         }
         json_object_set_new(o, f->key, v);
     }

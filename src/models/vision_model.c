@@ -17,6 +17,8 @@ struct plstm_vision_model {
     int stride, X0, Y0, Dp, nb; /* nb = 2·num_blocks PostUp blocks */
     plstm_postup *blocks;
     size_t pe_w, pe_b, pos, norm, head_w, head_b;
+    int ns, pp; /* stem stages; patch size after the stem */
+    size_t st_w[PLSTM_VISION_MAX_STEM], st_b[PLSTM_VISION_MAX_STEM], st_g[PLSTM_VISION_MAX_STEM];
 };
 
 static void *at(void *buf, size_t esz, size_t off) { return (char *)buf + off * esz; }
@@ -58,9 +60,21 @@ static plstm_postup_config block_config(const plstm_vision_config *c, char mode)
 static plstm_status declare_all(plstm_vision_model *m)
 {
     const plstm_vision_config *c = &m->cfg;
-    const int D = c->dim, p = c->patch_size;
+    const int D = c->dim, p = m->pp;
     plstm_params *P = m->p;
-    const int64_t spw[4] = {D, c->num_channels, p, p}, sD[1] = {D};
+    int cin = c->num_channels;
+    for (int i = 0; i < m->ns; i++) {
+        const int64_t co = c->stem_channels[i], sw[4] = {co, cin, 2, 2}, sc[1] = {co};
+        char name[64];
+        snprintf(name, sizeof name, "stem.%d.weight", i);
+        PLSTM_TRY(plstm_params_declare(P, name, 4, sw, 0, &m->st_w[i]));
+        snprintf(name, sizeof name, "stem.%d.bias", i);
+        PLSTM_TRY(plstm_params_declare(P, name, 1, sc, PLSTM_PARAM_NO_DECAY, &m->st_b[i]));
+        snprintf(name, sizeof name, "stem.%d.norm.scale", i);
+        PLSTM_TRY(plstm_params_declare(P, name, 1, sc, PLSTM_PARAM_NO_DECAY, &m->st_g[i]));
+        cin = (int)co;
+    }
+    const int64_t spw[4] = {D, cin, p, p}, sD[1] = {D};
     PLSTM_TRY(plstm_params_declare(P, "patch_embed.proj.weight", 4, spw, 0, &m->pe_w));
     PLSTM_TRY(plstm_params_declare(P, "patch_embed.proj.bias", 1, sD, PLSTM_PARAM_NO_DECAY,
                                    &m->pe_b));
@@ -97,6 +111,8 @@ plstm_status plstm_vision_model_create(plstm_vision_model **out, const plstm_vis
     m->Y0 = (cfg->image_size[1] - cfg->patch_size) / m->stride + 1;
     m->Dp = plstm_pool_output_dim(cfg->pooling, cfg->dim);
     m->nb = 2 * cfg->num_blocks;
+    m->ns = cfg->stem_stages;
+    m->pp = cfg->patch_size >> m->ns;
     m->blocks = calloc(m->nb ? (size_t)m->nb : 1, sizeof *m->blocks);
     plstm_status s = m->blocks ? plstm_params_create(&m->p)
                                : plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "cannot allocate blocks");
@@ -176,10 +192,18 @@ plstm_status plstm_vision_model_init(const plstm_vision_model *m, void *params,
     PLSTM_CHECK_ARG(dtype == PLSTM_F32 || dtype == PLSTM_F64,
                     "plstm_vision_model_init: dtype must be F32 or F64");
     const plstm_vision_config *c = &m->cfg;
-    const size_t D = (size_t)c->dim, p = (size_t)c->patch_size, C = (size_t)c->num_channels;
+    const size_t D = (size_t)c->dim, p = (size_t)m->pp;
+    size_t C = (size_t)c->num_channels;
     memset(params, 0, plstm_params_size(m->p) * plstm_dtype_size(dtype));
     plstm_rng r;
     plstm_rng_seed(&r, seed, 0x766973696f6eull); /* "vision" stream */
+    for (int i = 0; i < m->ns; i++) { /* a norm follows each conv: its scale is free */
+        const size_t co = (size_t)c->stem_channels[i];
+        fill_normal(params, dtype, m->st_w[i], co * C * 4, 1.0 / sqrt(2.5 * (double)(C * 4)), 0,
+                    &r);
+        fill_const(params, dtype, m->st_g[i], co, 1.0);
+        C = co;
+    }
     fill_normal(params, dtype, m->pe_w, D * C * p * p, 1.0 / sqrt(2.5 * (double)(C * p * p)), 0,
                 &r);
     fill_const(params, dtype, m->pe_b, D, 0.0);
@@ -227,6 +251,9 @@ struct plstm_vision_workspace {
     /* element offsets for Bmax images */
     size_t pe, xs, xs_stride, nxs, acts, acts_stride, z, f, work;
     size_t g0, g1, df, dpe, dpos;
+    /* stem stage i: conv output u, normed n, activation a; gradients ga, gu */
+    size_t st_u[PLSTM_VISION_MAX_STEM], st_n[PLSTM_VISION_MAX_STEM], st_a[PLSTM_VISION_MAX_STEM];
+    size_t st_ga[PLSTM_VISION_MAX_STEM], st_gu;
     int fwd_B; /* batch of the last training forward, 0 if none */
     int timing;
     double sec[PLSTM_VPART_COUNT];
@@ -279,6 +306,19 @@ plstm_status plstm_vision_workspace_create(plstm_vision_workspace **out,
         ws->dpe = o, o += align16((size_t)X * Y * D);
         ws->dpos = o, o += align16((size_t)m->X0 * m->Y0 * D);
     }
+    size_t st_max = 0;
+    for (int i = 0; i < m->ns; i++) {
+        const size_t n = align16((size_t)B * (size_t)(H >> (i + 1)) * (size_t)(W >> (i + 1)) *
+                                 (size_t)m->cfg.stem_channels[i]);
+        ws->st_u[i] = o, o += n;
+        ws->st_n[i] = o, o += n;
+        ws->st_a[i] = o, o += n;
+        if (ws->training)
+            ws->st_ga[i] = o, o += n;
+        st_max = n > st_max ? n : st_max;
+    }
+    if (ws->training)
+        ws->st_gu = o, o += st_max;
     ws->total = o;
     const size_t bytes = (o ? o : 1) * ws->esz;
     ws->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
@@ -366,9 +406,24 @@ plstm_status plstm_vision_forward(plstm_context *ctx, const plstm_vision_model *
     ws->fwd_B = 0;
 
     void *x0 = xs_at(ws, 0);
-    PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, ws->H, ws->W, c->num_channels, D,
-                                        c->patch_size, m->stride, pixels, cat(params, e, m->pe_w),
-                                        cat(params, e, m->pe_b), x0));
+    const void *in = pixels;
+    int h = ws->H, w = ws->W, cin = c->num_channels;
+    for (int i = 0; i < m->ns; i++) {
+        const int co = c->stem_channels[i];
+        void *u = at(buf, e, ws->st_u[i]), *n = at(buf, e, ws->st_n[i]);
+        void *a = at(buf, e, ws->st_a[i]);
+        PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h, w, cin, co, 2, 2, in,
+                                            cat(params, e, m->st_w[i]),
+                                            cat(params, e, m->st_b[i]), u));
+        h /= 2, w /= 2, cin = co;
+        PLSTM_TRY(plstm_norm_forward(ctx, dt, PLSTM_NORM_RMS, B * h * w, co, 1, c->norm_eps, u,
+                                     cat(params, e, m->st_g[i]), NULL, n));
+        PLSTM_TRY(plstm_activation_forward(ctx, dt, PLSTM_ACT_GELU, (size_t)B * h * w * co, n,
+                                           a));
+        in = a;
+    }
+    PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h, w, cin, D, m->pp, m->stride >> m->ns, in,
+                                        cat(params, e, m->pe_w), cat(params, e, m->pe_b), x0));
     if (m->pos != PLSTM_NO_PARAM) {
         void *pe = at(buf, e, ws->pe);
         PLSTM_TRY(plstm_vision_pos_embed(ctx, m, dt, params, X, Y, pe));
@@ -460,10 +515,31 @@ plstm_status plstm_vision_backward(plstm_context *ctx, const plstm_vision_model 
                                  at(grads, e, m->pos)));
         }
     }
-    PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, ws->H, ws->W, c->num_channels, D,
-                                         c->patch_size, m->stride, pixels,
-                                         cat(params, e, m->pe_w), g, dpixels,
-                                         at(grads, e, m->pe_w), at(grads, e, m->pe_b)));
+    /* the patch embedding, then the stem stages backwards */
+    int sh = ws->H >> m->ns, sw = ws->W >> m->ns;
+    const void *in = m->ns ? at(buf, e, ws->st_a[m->ns - 1]) : pixels;
+    int cin = m->ns ? c->stem_channels[m->ns - 1] : c->num_channels;
+    void *din = m->ns ? at(buf, e, ws->st_ga[m->ns - 1]) : dpixels;
+    PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, sh, sw, cin, D, m->pp, m->stride >> m->ns, in,
+                                         cat(params, e, m->pe_w), g, din, at(grads, e, m->pe_w),
+                                         at(grads, e, m->pe_b)));
+    for (int i = m->ns - 1; i >= 0; i--) {
+        const int co = c->stem_channels[i];
+        const size_t cnt = (size_t)B * sh * sw * co;
+        void *ga = at(buf, e, ws->st_ga[i]), *gu = at(buf, e, ws->st_gu);
+        PLSTM_TRY(plstm_activation_backward(ctx, dt, PLSTM_ACT_GELU, cnt,
+                                            at(buf, e, ws->st_n[i]), ga, ga));
+        PLSTM_TRY(plstm_norm_backward(ctx, dt, PLSTM_NORM_RMS, B * sh * sw, co, 1, c->norm_eps,
+                                      at(buf, e, ws->st_u[i]), cat(params, e, m->st_g[i]), ga, gu,
+                                      at(grads, e, m->st_g[i]), NULL));
+        cin = i ? c->stem_channels[i - 1] : c->num_channels;
+        in = i ? at(buf, e, ws->st_a[i - 1]) : pixels;
+        din = i ? at(buf, e, ws->st_ga[i - 1]) : dpixels;
+        PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, 2 * sh, 2 * sw, cin, co, 2, 2, in,
+                                             cat(params, e, m->st_w[i]), gu, din,
+                                             at(grads, e, m->st_w[i]), at(grads, e, m->st_b[i])));
+        sh *= 2, sw *= 2;
+    }
     lap(ws, PLSTM_VPART_EMBED, &t0);
     return PLSTM_OK;
 }
