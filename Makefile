@@ -3,7 +3,7 @@
 BUILD ?= build
 SAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
-DEPS = cmake gcc pkg-config libopenblas-dev libjansson-dev libpng-dev libcmocka-dev zlib1g-dev
+DEPS = cmake gcc pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libcmocka-dev zlib1g-dev
 
 .PHONY: deps build run test test-asan clean install
 

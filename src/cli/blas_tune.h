@@ -3,8 +3,9 @@
  * kernel is chosen when the library loads, so a program that wants the fast
  * path must set OPENBLAS_CORETYPE before it starts: this re-executes the
  * program once with the variable set, only when detection failed on an
- * AVX-512 CPU and the user has not chosen a core type (and with passive
- * OpenMP waiting unless the user chose a policy). Programs only; the
+ * AVX-512 CPU and the user has not chosen a core type (and, beside a
+ * pthreads OpenBLAS, with passive OpenMP waiting unless the user chose a
+ * policy). Programs only; the
  * library never touches the environment. */
 #ifndef PLSTM_CLI_BLAS_TUNE_H
 #define PLSTM_CLI_BLAS_TUNE_H
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 char *openblas_get_corename(void);
+int openblas_get_parallel(void); /* 0 sequential, 1 pthreads, 2 OpenMP */
 
 static inline void plstm_program_tune_blas(char **argv)
 {
@@ -27,9 +29,10 @@ static inline void plstm_program_tune_blas(char **argv)
         setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
         restart = 1;
     }
-    /* OpenMP threads spinning at barriers steal the cores OpenBLAS's own
-     * threads need; passive waiting doubled GEMM speed inside a training step. */
-    if (!getenv("OMP_WAIT_POLICY")) {
+    /* With a pthreads OpenBLAS, OpenMP threads spinning at barriers steal the
+     * cores OpenBLAS's own threads need; passive waiting doubled GEMM speed
+     * inside a training step. An OpenMP OpenBLAS shares the team instead. */
+    if (!getenv("OMP_WAIT_POLICY") && openblas_get_parallel() == 1) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         restart = 1;
     }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void openblas_set_num_threads(int);
+
 /* Paper Table 3/4, pLSTM row. */
 static double paper_acc(const char *ds, double *std)
 {
@@ -131,6 +133,8 @@ int cmd_tu(int argc, char **argv)
             return 2;
         }
     }
+    if (c.threads > 0) /* idle OpenBLAS threads beside a 1-thread run cost system time */
+        openblas_set_num_threads(c.threads);
     if (fold_given && c.num_run_folds <= 0)
         c.num_run_folds = 1;
     if (c.warmup_epochs >= c.epochs)
