@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     /* Training steps free and re-allocate the same scratch blocks every step;
      * keeping freed memory in the heap (not handing it back to the kernel)
      * saves the page faults, about a fifth of a TU graph step. */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_MMAP_MAX, 0); /* large blocks too: mmap'd ones are unmapped on free */
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
     if (argc < 2) {
