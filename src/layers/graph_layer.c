@@ -17,15 +17,13 @@
  * cost more than they give on such sizes. */
 #include "layers/graph_layer_internal.h"
 #include "layers/sublayer_impl.h"
+#include "backends/cpu/blas_threads.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 
 #define GL "graph layer"
-
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
 
 plstm_graph_layer_config plstm_graph_layer_config_default(plstm_graph_layer_kind kind,
                                                           int input_dim, int num_heads,
@@ -832,12 +830,9 @@ plstm_status plstm_graph_layer_forward(plstm_context *ctx, const plstm_graph_lay
                                        const plstm_graph_batch *b, const void *x,
                                        const void *edge_x, void *y, void *acts)
 {
-    const int blas = openblas_get_num_threads();
-    if (blas != 1)
-        openblas_set_num_threads(1);
+    const int blas = cpu_blas_serial_begin(gl_team(ctx, GL_PAR_WORK, 2));
     const plstm_status st = layer_forward(ctx, L, dtype, params, b, x, edge_x, y, acts);
-    if (blas != 1)
-        openblas_set_num_threads(blas);
+    cpu_blas_serial_end(blas);
     return st;
 }
 
@@ -847,12 +842,9 @@ plstm_status plstm_graph_layer_backward(plstm_context *ctx, const plstm_graph_la
                                         const void *edge_x, const void *acts, const void *dy,
                                         void *dx, void *dedge_x, void *grads)
 {
-    const int blas = openblas_get_num_threads();
-    if (blas != 1)
-        openblas_set_num_threads(1);
+    const int blas = cpu_blas_serial_begin(gl_team(ctx, GL_PAR_WORK, 2));
     const plstm_status st =
         layer_backward(ctx, L, dtype, params, b, x, edge_x, acts, dy, dx, dedge_x, grads);
-    if (blas != 1)
-        openblas_set_num_threads(blas);
+    cpu_blas_serial_end(blas);
     return st;
 }

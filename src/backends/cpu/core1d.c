@@ -41,20 +41,6 @@ int c1_threads(const plstm_context *ctx, const c1_dims *m)
     return t < m->B ? t : m->B;
 }
 
-int c1_blas_single(void)
-{
-    int prev = openblas_get_num_threads();
-    if (prev != 1)
-        openblas_set_num_threads(1);
-    return prev;
-}
-
-void c1_blas_restore(int prev)
-{
-    if (openblas_get_num_threads() != prev)
-        openblas_set_num_threads(prev);
-}
-
 static int check_dtype(const plstm_core1d_desc *d)
 {
     return d->dtype == PLSTM_F32 || d->dtype == PLSTM_F64;

@@ -2,6 +2,7 @@
  * exact adjoint on the CPU: chunks of any length (the last one partial, no
  * padding), DK×DV work in OpenBLAS GEMMs, parallel over the batch. The
  * real-type code is in core1d_chunk_impl.h, included for float and double. */
+#include "backends/cpu/blas_threads.h"
 #include "backends/cpu/core1d_common.h"
 #include "core/status_internal.h"
 
@@ -33,10 +34,10 @@ plstm_status cpu_core1d_chunk_forward(plstm_context *ctx, const plstm_core1d_des
 {
     const c1_dims m = c1_make_dims(d);
     const int threads = c1_threads(ctx, &m);
-    const int prev = c1_blas_single();
+    const int blas = cpu_blas_serial_begin(threads);
     plstm_status s = d->dtype == PLSTM_F32 ? c1chk_forward_f32(&m, chunk, threads, in, out)
                                            : c1chk_forward_f64(&m, chunk, threads, in, out);
-    c1_blas_restore(prev);
+    cpu_blas_serial_end(blas);
     return s;
 }
 
@@ -47,10 +48,10 @@ plstm_status cpu_core1d_chunk_backward(plstm_context *ctx, const plstm_core1d_de
 {
     const c1_dims m = c1_make_dims(d);
     const int threads = c1_threads(ctx, &m);
-    const int prev = c1_blas_single();
+    const int blas = cpu_blas_serial_begin(threads);
     plstm_status s = d->dtype == PLSTM_F32
                          ? c1chk_backward_f32(&m, chunk, threads, in, dout, grad)
                          : c1chk_backward_f64(&m, chunk, threads, in, dout, grad);
-    c1_blas_restore(prev);
+    cpu_blas_serial_end(blas);
     return s;
 }

@@ -24,11 +24,6 @@ c1_dims c1_make_dims(const plstm_core1d_desc *d);
 /* OpenMP team size for a loop over the B batch entries. */
 int c1_threads(const plstm_context *ctx, const c1_dims *m);
 
-/* The chunked form's GEMMs are small (chunk × DK) and run inside an OpenMP
- * team over the batch: a multi-threaded OpenBLAS call would only add
- * synchronization. Returns the previous setting for c1_blas_restore. */
-int c1_blas_single(void);
-void c1_blas_restore(int prev);
 
 plstm_status cpu_core1d_seq_forward(plstm_context *, const plstm_core1d_desc *,
                                     const plstm_core1d_inputs *, const plstm_core1d_outputs *);

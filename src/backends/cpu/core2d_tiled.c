@@ -14,6 +14,7 @@
  * states are recomputed (a batch chunk at a time, to bound memory), then the
  * tiles are visited in reverse wavefront order; each tile forms the gradients
  * of its maps by GEMMs and runs the adjoint of the impulse recurrence. */
+#include "backends/cpu/blas_threads.h"
 #include "backends/cpu/cpu_ops.h"
 #include "core/status_internal.h"
 
@@ -88,22 +89,6 @@ static tl2d_tile tl2d_make_tile(const tl2d_dims *m, int b, int tx, int ty)
 static int tl2d_threads(const plstm_context *ctx)
 {
     return ctx && ctx->threads > 0 ? ctx->threads : omp_get_max_threads();
-}
-
-/* The OpenMP team already uses every core: a multi-threaded OpenBLAS call
- * inside it would only oversubscribe. Returns the previous setting. */
-static int tl2d_blas_single(int threads)
-{
-    int prev = openblas_get_num_threads();
-    if (threads > 1 && prev != 1)
-        openblas_set_num_threads(1);
-    return prev;
-}
-
-static void tl2d_blas_restore(int prev)
-{
-    if (openblas_get_num_threads() != prev)
-        openblas_set_num_threads(prev);
 }
 
 #define REAL float

@@ -523,7 +523,7 @@ static plstm_status FN(forward)(const tl2d_dims *m, int threads, const plstm_cor
     REAL *Y = out->Y;
     const int by_batch = FN(by_batch)(B, threads);
     int failed = 0;
-    const int blas_prev = tl2d_blas_single(threads);
+    const int blas_prev = cpu_blas_serial_begin(threads);
 #pragma omp parallel num_threads(threads)
     {
         FN(ws) w;
@@ -558,7 +558,7 @@ static plstm_status FN(forward)(const tl2d_dims *m, int threads, const plstm_cor
         }
         free(w.buf);
     }
-    tl2d_blas_restore(blas_prev);
+    cpu_blas_serial_end(blas_prev);
     free(s.R);
     free(s.D);
     if (failed)
@@ -590,7 +590,7 @@ static plstm_status FN(backward)(const tl2d_dims *m, int threads, const plstm_co
         return plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "core2d tiled backward: out of memory");
     }
     int failed = 0;
-    const int blas_prev = tl2d_blas_single(threads);
+    const int blas_prev = cpu_blas_serial_begin(threads);
 #pragma omp parallel num_threads(threads)
     {
         FN(ws) w;
@@ -646,7 +646,7 @@ static plstm_status FN(backward)(const tl2d_dims *m, int threads, const plstm_co
         }
         free(w.buf);
     }
-    tl2d_blas_restore(blas_prev);
+    cpu_blas_serial_end(blas_prev);
     free(s.R);
     free(s.D);
     free(s.gR);

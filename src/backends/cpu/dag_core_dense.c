@@ -1,6 +1,7 @@
 /* The dense per-graph form of the scalar-gate DAG core (dag_core_dense.h):
  * threads over (batch entry × graph) units; the real-type code is in
  * dag_core_dense_impl.h, included for float and double. */
+#include "backends/cpu/blas_threads.h"
 #include "backends/cpu/dag_core_dense.h"
 #include "graph/dag_internal.h"
 #include "core/status_internal.h"
@@ -100,9 +101,6 @@ static plstm_status dense_plan_make(plstm_context *ctx, const plstm_dag_core_des
 #undef FN
 #undef GEMM
 
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
-
 static plstm_status dense_call(plstm_context *ctx, const plstm_dag_core_desc *d,
                                const plstm_dag *g, const plstm_dag_core_inputs *in, void *Y,
                                const void *dY, const plstm_dag_core_grads *gr)
@@ -116,15 +114,12 @@ static plstm_status dense_call(plstm_context *ctx, const plstm_dag_core_desc *d,
         return plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "dag core: cannot allocate scratch");
     }
     /* the per-graph GEMMs are tiny and run inside the thread team */
-    const int blas = openblas_get_num_threads();
-    if (blas != 1)
-        openblas_set_num_threads(1);
+    const int blas = cpu_blas_serial_begin(p.threads);
     if (d->dtype == PLSTM_F32)
         dn_dense_run_f32(&p, in, Y, dY, gr, work);
     else
         dn_dense_run_f64(&p, in, Y, dY, gr, work);
-    if (blas != 1)
-        openblas_set_num_threads(blas);
+    cpu_blas_serial_end(blas);
     free(work);
     free(p.order);
     return PLSTM_OK;

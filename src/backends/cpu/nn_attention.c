@@ -1,5 +1,6 @@
 /* CPU multi-head softmax attention: OpenMP over (batch, head) pairs, each
  * pair's products on single-threaded OpenBLAS GEMMs. */
+#include "backends/cpu/blas_threads.h"
 #include "backends/cpu/cpu_nn.h"
 #include "backends/cpu/nn_common.h"
 #include "core/status_internal.h"
@@ -24,22 +25,6 @@
 #undef FN
 #undef GEMM
 
-/* The team already uses every core: multi-threaded GEMMs inside it would only
- * oversubscribe. Returns the previous OpenBLAS setting. */
-static int blas_single(int nt)
-{
-    const int prev = openblas_get_num_threads();
-    if (nt > 1 && prev != 1)
-        openblas_set_num_threads(1);
-    return prev;
-}
-
-static void blas_restore(int prev)
-{
-    if (openblas_get_num_threads() != prev)
-        openblas_set_num_threads(prev);
-}
-
 /* Team size and its scratch (2·N·N values per thread). */
 static plstm_status attn_setup(plstm_context *ctx, plstm_dtype dtype, int B, int N, int H,
                                int Dh, int *nt, void **scratch)
@@ -61,12 +46,12 @@ plstm_status cpu_attention_forward(plstm_context *ctx, plstm_dtype dtype, int B,
     int nt;
     void *scratch;
     PLSTM_TRY(attn_setup(ctx, dtype, B, N, H, Dh, &nt, &scratch));
-    const int prev = blas_single(nt);
+    const int prev = cpu_blas_serial_begin(nt);
     if (dtype == PLSTM_F32)
         attention_forward_f32(nt, B, N, H, Dh, q, k, v, out, lse, scratch);
     else
         attention_forward_f64(nt, B, N, H, Dh, q, k, v, out, lse, scratch);
-    blas_restore(prev);
+    cpu_blas_serial_end(prev);
     free(scratch);
     return PLSTM_OK;
 }
@@ -81,12 +66,12 @@ plstm_status cpu_attention_backward(plstm_context *ctx, plstm_dtype dtype, int B
     int nt;
     void *scratch;
     PLSTM_TRY(attn_setup(ctx, dtype, B, N, H, Dh, &nt, &scratch));
-    const int prev = blas_single(nt);
+    const int prev = cpu_blas_serial_begin(nt);
     if (dtype == PLSTM_F32)
         attention_backward_f32(nt, B, N, H, Dh, q, k, v, out, lse, dout, dq, dk, dv, scratch);
     else
         attention_backward_f64(nt, B, N, H, Dh, q, k, v, out, lse, dout, dq, dk, dv, scratch);
-    blas_restore(prev);
+    cpu_blas_serial_end(prev);
     free(scratch);
     return PLSTM_OK;
 }
