@@ -420,13 +420,68 @@ static void test_resize_reference(void **state)
     plstm_safetensors_close(st);
 }
 
+/* ======================================================================== */
+/* zero padding                                                             */
+/* ======================================================================== */
+
+/* Every output element is its input element or 0; backward is the adjoint
+ * (<pad x, y> = <x, crop y>); F32 moves the same values; bad sizes fail. */
+static void test_pad2d(void **state)
+{
+    (void)state;
+    plstm_context *ctx = new_ctx();
+    tu_rng rng;
+    tu_rng_seed(&rng, 31);
+    const int B = 2, H = 5, W = 3, C = 4;
+    for (int q = 0; q <= 2; q++) {
+        const int H2 = H + 2 * q, W2 = W + 2 * q;
+        const size_t n = (size_t)B * H * W * C, n2 = (size_t)B * H2 * W2 * C;
+        double *x = malloc(n * sizeof *x), *y = malloc(n2 * sizeof *y);
+        double *dy = malloc(n2 * sizeof *dy), *dx = malloc(n * sizeof *dx);
+        float *x32 = malloc(n * sizeof *x32), *y32 = malloc(n2 * sizeof *y32);
+        tu_fill_f64(&rng, x, n, -1, 1);
+        tu_fill_f64(&rng, dy, n2, -1, 1);
+        for (size_t i = 0; i < n; i++)
+            x32[i] = (float)x[i];
+        TU_OK(plstm_pad2d_forward(ctx, PLSTM_F64, B, H, W, C, q, x, y));
+        TU_OK(plstm_pad2d_forward(ctx, PLSTM_F32, B, H, W, C, q, x32, y32));
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < H2; i++)
+                for (int j = 0; j < W2; j++)
+                    for (int c = 0; c < C; c++) {
+                        const size_t o = (((size_t)b * H2 + i) * W2 + j) * C + c;
+                        const int in = i >= q && i < H + q && j >= q && j < W + q;
+                        const double want =
+                            in ? x[(((size_t)b * H + i - q) * W + j - q) * C + c] : 0.0;
+                        assert_true(y[o] == want);
+                        assert_true(y32[o] == (float)want);
+                    }
+        TU_OK(plstm_pad2d_backward(ctx, PLSTM_F64, B, H, W, C, q, dy, dx));
+        double lhs = 0, rhs = 0;
+        for (size_t i = 0; i < n2; i++)
+            lhs += y[i] * dy[i];
+        for (size_t i = 0; i < n; i++)
+            rhs += x[i] * dx[i];
+        TU_ASSERT_CLOSE(fabs(lhs - rhs) / (fabs(lhs) + 1e-300), 1e-12, "pad2d adjoint");
+        free(x), free(y), free(dy), free(dx), free(x32), free(y32);
+    }
+    double v[4] = {0};
+    assert_int_equal(plstm_pad2d_forward(ctx, PLSTM_F64, 1, 1, 1, 1, -1, v, v + 2),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(plstm_pad2d_forward(ctx, PLSTM_F64, 1, 1, 1, 1, 0, v, v),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(plstm_pad2d_backward(ctx, PLSTM_F64, 1, 0, 1, 1, 0, v, v + 2),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    plstm_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dwconv),          cmocka_unit_test(test_patch_embed),
         cmocka_unit_test(test_resize_identity), cmocka_unit_test(test_resize_hand),
         cmocka_unit_test(test_resize_ramp),     cmocka_unit_test(test_resize_backward),
-        cmocka_unit_test(test_resize_reference),
+        cmocka_unit_test(test_resize_reference), cmocka_unit_test(test_pad2d),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

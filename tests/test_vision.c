@@ -351,6 +351,10 @@ static void test_model_fd_stem(void **s)
     c.stem_stages = 1; /* then a 2×2 patch embedding */
     c.pooling = PLSTM_POOL_MEAN;
     check_model(&c, 16, 12, 1, "stem [3], 16x12");
+    c.stem_stages = 2, c.stem_kernel = 4; /* overlapping 4×4 convs, zero-padded by 1 */
+    check_model(&c, 12, 12, 1, "stem [3,5] kernel 4");
+    c.stem_kernel = 6;
+    check_model(&c, 16, 12, 0, "stem [3,5] kernel 6, 16x12");
 }
 
 /* ---- flags, presets, configuration ------------------------------------- */
@@ -530,9 +534,19 @@ static void test_config_errors(void **s)
     TU_OK(plstm_vision_config_to_json(&c, &js));
     assert_non_null(strstr(js, "\"stem_channels\": [16, 32]"));
     free(js);
-    TU_OK(plstm_vision_config_to_json(&base, &js)); /* no stem: no key */
-    assert_null(strstr(js, "stem_channels"));
+    TU_OK(plstm_vision_config_from_json(
+        "{\"preset\":\"ape\",\"stem_channels\":[16,32],\"stem_kernel\":4}", NULL, &c));
+    assert_int_equal(c.stem_kernel, 4);
+    TU_OK(plstm_vision_config_to_json(&c, &js));
+    assert_non_null(strstr(js, "\"stem_kernel\": 4"));
     free(js);
+    TU_OK(plstm_vision_config_to_json(&base, &js)); /* no stem: no keys */
+    assert_null(strstr(js, "stem_channels"));
+    assert_null(strstr(js, "stem_kernel"));
+    free(js);
+    expect_error(plstm_vision_config_from_json(
+                     "{\"preset\":\"ape\",\"stem_channels\":[16],\"stem_kernel\":3}", NULL, &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "stem_kernel 3");
     expect_error(plstm_vision_config_from_json("{\"stem_channels\":[4,4,4,4,4]}", &base, &c),
                  PLSTM_ERR_INVALID_ARGUMENT, "at most 4");
     expect_error(plstm_vision_config_from_json("{\"stem_channels\":8}", &base, &c),

@@ -90,6 +90,14 @@ plstm_status plstm_patch_embed_backward(plstm_context *ctx, plstm_dtype dtype, i
                                         const void *weight, const void *dy, void *dimages,
                                         void *dweight, void *dbias);
 
+/* ---- Zero padding of channels-last grids x [B, H, W, C] by q on every side
+ * → y [B, H + 2q, W + 2q, C] (q = 0 copies); backward crops dy back to dx.
+ * With it a patch embedding becomes a "same"-padded convolution. ---- */
+plstm_status plstm_pad2d_forward(plstm_context *ctx, plstm_dtype dtype, int B, int H, int W,
+                                 int C, int q, const void *x, void *y);
+plstm_status plstm_pad2d_backward(plstm_context *ctx, plstm_dtype dtype, int B, int H, int W,
+                                  int C, int q, const void *dy, void *dx);
+
 /* ---- Bicubic resize of B grids [h, w, dim] → [h2, w2, dim] (channels last),
  * separable along h and w. Two semantics:
  *  TORCH: F.interpolate(mode="bicubic", align_corners=False) with an output

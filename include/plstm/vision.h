@@ -125,12 +125,15 @@ typedef struct plstm_vision_config {
     double pos_embed_init_std;       /* 0: SmallInit 1/sqrt(2.5·dim); > 0: truncated
                                         normal clamped to ±2σ                       */
     /* Hierarchical patch stem (not in the paper; 0 stages = its linear patch
-     * embedding): stage i is a 2×2 stride-2 conv to stem_channels[i], RMSNorm
+     * embedding): stage i is a stride-2 conv to stem_channels[i], RMSNorm
      * over channels and GELU; the patch embedding then patchifies the result
      * with patch_size / 2^stem_stages. It shares weights below the patch
-     * size, which lets small models learn from far fewer images. */
+     * size. */
     int stem_stages;                 /* 0..PLSTM_VISION_MAX_STEM                    */
     int stem_channels[4];
+    int stem_kernel;                 /* even k >= 2 (0 = 2): a k×k stride-2 conv
+                                        zero-padded by (k−2)/2, so k > 2 overlaps
+                                        neighbouring patches and halves the size */
 } plstm_vision_config;
 #define PLSTM_VISION_MAX_STEM 4
 
@@ -168,7 +171,7 @@ plstm_status plstm_vision_config_check(const plstm_vision_config *cfg);
  * transition_weight, direct_weight, gate_sub_heads, head_orientation_map
  * "reference"|"intended", algo "auto"|"sequential"|"parallel",
  * source_bias_init, mark_bias_init, direct_bias_init, pos_embed_init_std,
- * stem_channels [c1, ...] (its length sets stem_stages)).
+ * stem_channels [c1, ...] (its length sets stem_stages), stem_kernel).
  * `base` (may be NULL: the defaults) is the starting point when there is no
  * preset. Unknown keys, wrong types and bad values are errors naming them. */
 plstm_status plstm_vision_config_from_json(const char *json, const plstm_vision_config *base,

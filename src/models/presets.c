@@ -161,6 +161,10 @@ plstm_status plstm_vision_config_check(const plstm_vision_config *c)
                         "vision config: a %d-stage stem needs non-overlapping patches whose "
                         "size %d is a multiple of %d",
                         c->stem_stages, c->patch_size, f);
+        PLSTM_CHECK_ARG(c->stem_kernel == 0 || (c->stem_kernel >= 2 && c->stem_kernel <= 16 &&
+                                                 c->stem_kernel % 2 == 0),
+                        "vision config: stem_kernel %d must be 0 (= 2) or even in 2..16",
+                        c->stem_kernel);
         for (int i = 0; i < c->stem_stages; i++)
             PLSTM_CHECK_ARG(c->stem_channels[i] >= 1 && c->stem_channels[i] <= 65536,
                             "vision config: stem_channels[%d] = %d out of range 1..65536", i,
@@ -240,6 +244,7 @@ static const field fields[] = {
     FLD("direct_bias_init", F_REAL, direct_bias_init),
     FLD("pos_embed_init_std", F_REAL, pos_embed_init_std),
     FLD("stem_channels", F_STEM, stem_channels),
+    FLD("stem_kernel", F_INT, stem_kernel),
 };
 enum { NFIELDS = sizeof fields / sizeof fields[0] };
 
@@ -399,7 +404,11 @@ plstm_status plstm_vision_config_to_json(const plstm_vision_config *cfg, char **
         const field *f = &fields[i];
         json_t *v = NULL;
         switch (f->type) {
-        case F_INT: v = json_integer(*ifield(&c, f)); break;
+        case F_INT:
+            if (!strcmp(f->key, "stem_kernel") && !c.stem_stages)
+                continue; /* as stem_channels: absent without a stem */
+            v = json_integer(*ifield(&c, f));
+            break;
         case F_BOOL: v = json_boolean(*ifield(&c, f)); break;
         case F_REAL: v = json_real(*rfield(&c, f)); break;
         case F_ENUM: v = json_string(name_of(f->names, *ifield(&c, f))); break;

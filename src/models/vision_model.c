@@ -18,6 +18,7 @@ struct plstm_vision_model {
     plstm_postup *blocks;
     size_t pe_w, pe_b, pos, norm, head_w, head_b;
     int ns, pp; /* stem stages; patch size after the stem */
+    int sk, sq; /* stem kernel and its zero padding (sk − 2) / 2 */
     size_t st_w[PLSTM_VISION_MAX_STEM], st_b[PLSTM_VISION_MAX_STEM], st_g[PLSTM_VISION_MAX_STEM];
 };
 
@@ -64,7 +65,7 @@ static plstm_status declare_all(plstm_vision_model *m)
     plstm_params *P = m->p;
     int cin = c->num_channels;
     for (int i = 0; i < m->ns; i++) {
-        const int64_t co = c->stem_channels[i], sw[4] = {co, cin, 2, 2}, sc[1] = {co};
+        const int64_t co = c->stem_channels[i], sw[4] = {co, cin, m->sk, m->sk}, sc[1] = {co};
         char name[64];
         snprintf(name, sizeof name, "stem.%d.weight", i);
         PLSTM_TRY(plstm_params_declare(P, name, 4, sw, 0, &m->st_w[i]));
@@ -113,6 +114,8 @@ plstm_status plstm_vision_model_create(plstm_vision_model **out, const plstm_vis
     m->nb = 2 * cfg->num_blocks;
     m->ns = cfg->stem_stages;
     m->pp = cfg->patch_size >> m->ns;
+    m->sk = cfg->stem_kernel ? cfg->stem_kernel : 2;
+    m->sq = (m->sk - 2) / 2;
     m->blocks = calloc(m->nb ? (size_t)m->nb : 1, sizeof *m->blocks);
     plstm_status s = m->blocks ? plstm_params_create(&m->p)
                                : plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "cannot allocate blocks");
@@ -199,8 +202,8 @@ plstm_status plstm_vision_model_init(const plstm_vision_model *m, void *params,
     plstm_rng_seed(&r, seed, 0x766973696f6eull); /* "vision" stream */
     for (int i = 0; i < m->ns; i++) { /* a norm follows each conv: its scale is free */
         const size_t co = (size_t)c->stem_channels[i];
-        fill_normal(params, dtype, m->st_w[i], co * C * 4, 1.0 / sqrt(2.5 * (double)(C * 4)), 0,
-                    &r);
+        const size_t fan = C * (size_t)m->sk * (size_t)m->sk;
+        fill_normal(params, dtype, m->st_w[i], co * fan, 1.0 / sqrt(2.5 * (double)fan), 0, &r);
         fill_const(params, dtype, m->st_g[i], co, 1.0);
         C = co;
     }
@@ -251,9 +254,10 @@ struct plstm_vision_workspace {
     /* element offsets for Bmax images */
     size_t pe, xs, xs_stride, nxs, acts, acts_stride, z, f, work;
     size_t g0, g1, df, dpe, dpos;
-    /* stem stage i: conv output u, normed n, activation a; gradients ga, gu */
-    size_t st_u[PLSTM_VISION_MAX_STEM], st_n[PLSTM_VISION_MAX_STEM], st_a[PLSTM_VISION_MAX_STEM];
-    size_t st_ga[PLSTM_VISION_MAX_STEM], st_gu;
+    /* stem stage i: padded input p (kernel > 2 only), conv output u, normed n,
+     * activation a; gradients ga, gu and gp (of the padded input) */
+    size_t st_p[PLSTM_VISION_MAX_STEM], st_u[PLSTM_VISION_MAX_STEM], st_n[PLSTM_VISION_MAX_STEM];
+    size_t st_a[PLSTM_VISION_MAX_STEM], st_ga[PLSTM_VISION_MAX_STEM], st_gu, st_gp;
     int fwd_B; /* batch of the last training forward, 0 if none */
     int timing;
     double sec[PLSTM_VPART_COUNT];
@@ -306,8 +310,14 @@ plstm_status plstm_vision_workspace_create(plstm_vision_workspace **out,
         ws->dpe = o, o += align16((size_t)X * Y * D);
         ws->dpos = o, o += align16((size_t)m->X0 * m->Y0 * D);
     }
-    size_t st_max = 0;
+    size_t st_max = 0, pad_max = 0;
     for (int i = 0; i < m->ns; i++) {
+        const int q = m->sq, cin = i ? m->cfg.stem_channels[i - 1] : m->cfg.num_channels;
+        const size_t np = q ? align16((size_t)B * (size_t)((H >> i) + 2 * q) *
+                                      (size_t)((W >> i) + 2 * q) * (size_t)cin)
+                            : 0;
+        ws->st_p[i] = o, o += np;
+        pad_max = np > pad_max ? np : pad_max;
         const size_t n = align16((size_t)B * (size_t)(H >> (i + 1)) * (size_t)(W >> (i + 1)) *
                                  (size_t)m->cfg.stem_channels[i]);
         ws->st_u[i] = o, o += n;
@@ -318,7 +328,7 @@ plstm_status plstm_vision_workspace_create(plstm_vision_workspace **out,
         st_max = n > st_max ? n : st_max;
     }
     if (ws->training)
-        ws->st_gu = o, o += st_max;
+        ws->st_gu = o, o += st_max, ws->st_gp = o, o += pad_max;
     ws->total = o;
     const size_t bytes = (o ? o : 1) * ws->esz;
     ws->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
@@ -412,8 +422,14 @@ plstm_status plstm_vision_forward(plstm_context *ctx, const plstm_vision_model *
         const int co = c->stem_channels[i];
         void *u = at(buf, e, ws->st_u[i]), *n = at(buf, e, ws->st_n[i]);
         void *a = at(buf, e, ws->st_a[i]);
-        PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h, w, cin, co, 2, 2, in,
-                                            cat(params, e, m->st_w[i]),
+        const int q = m->sq;
+        if (q) { /* "same" padding: the k×k stride-2 conv still halves the size */
+            void *pin = at(buf, e, ws->st_p[i]);
+            PLSTM_TRY(plstm_pad2d_forward(ctx, dt, B, h, w, cin, q, in, pin));
+            in = pin;
+        }
+        PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h + 2 * q, w + 2 * q, cin, co, m->sk, 2,
+                                            in, cat(params, e, m->st_w[i]),
                                             cat(params, e, m->st_b[i]), u));
         h /= 2, w /= 2, cin = co;
         PLSTM_TRY(plstm_norm_forward(ctx, dt, PLSTM_NORM_RMS, B * h * w, co, 1, c->norm_eps, u,
@@ -535,10 +551,15 @@ plstm_status plstm_vision_backward(plstm_context *ctx, const plstm_vision_model 
         cin = i ? c->stem_channels[i - 1] : c->num_channels;
         in = i ? at(buf, e, ws->st_a[i - 1]) : pixels;
         din = i ? at(buf, e, ws->st_ga[i - 1]) : dpixels;
-        PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, 2 * sh, 2 * sw, cin, co, 2, 2, in,
-                                             cat(params, e, m->st_w[i]), gu, din,
-                                             at(grads, e, m->st_w[i]), at(grads, e, m->st_b[i])));
         sh *= 2, sw *= 2;
+        const int q = m->sq;
+        void *dconv = q && din ? at(buf, e, ws->st_gp) : din;
+        PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, sh + 2 * q, sw + 2 * q, cin, co, m->sk, 2,
+                                             q ? at(buf, e, ws->st_p[i]) : in,
+                                             cat(params, e, m->st_w[i]), gu, dconv,
+                                             at(grads, e, m->st_w[i]), at(grads, e, m->st_b[i])));
+        if (q && din)
+            PLSTM_TRY(plstm_pad2d_backward(ctx, dt, B, sh, sw, cin, q, dconv, din));
     }
     lap(ws, PLSTM_VPART_EMBED, &t0);
     return PLSTM_OK;

@@ -195,6 +195,29 @@ plstm_status plstm_patch_embed_backward(plstm_context *ctx, plstm_dtype dtype, i
 }
 #undef SIZES
 
+/* ---- zero padding ---- */
+#define SIZES B, H, W, C, q + 1
+plstm_status plstm_pad2d_forward(plstm_context *ctx, plstm_dtype dtype, int B, int H, int W,
+                                 int C, int q, const void *x, void *y)
+{
+    CHECK("pad2d forward", dtype, "B", "H", "W", "C", "q + 1");
+    REQUIRE(x, "pad2d forward", "x");
+    REQUIRE(y, "pad2d forward", "y");
+    PLSTM_CHECK_ARG(x != y, "pad2d forward: x and y must not overlap");
+    DISPATCH(pad2d_forward, dtype, B, H, W, C, q, x, y);
+}
+
+plstm_status plstm_pad2d_backward(plstm_context *ctx, plstm_dtype dtype, int B, int H, int W,
+                                  int C, int q, const void *dy, void *dx)
+{
+    CHECK("pad2d backward", dtype, "B", "H", "W", "C", "q + 1");
+    REQUIRE(dy, "pad2d backward", "dy");
+    REQUIRE(dx, "pad2d backward", "dx");
+    PLSTM_CHECK_ARG(dx != dy, "pad2d backward: dy and dx must not overlap");
+    DISPATCH(pad2d_backward, dtype, B, H, W, C, q, dy, dx);
+}
+#undef SIZES
+
 /* ---- bicubic resize ---- */
 #define SIZES B, h, w, h2, w2, dim
 static plstm_status check_resize(const char *op, plstm_resize_kind kind)

@@ -28,6 +28,10 @@ plstm_status cpu_patch_embed_forward(plstm_context *, plstm_dtype, int, int, int
 plstm_status cpu_patch_embed_backward(plstm_context *, plstm_dtype, int, int, int, int, int, int,
                                       int, const void *, const void *, const void *, void *,
                                       void *, void *);
+plstm_status cpu_pad2d_forward(plstm_context *, plstm_dtype, int, int, int, int, int,
+                               const void *, void *);
+plstm_status cpu_pad2d_backward(plstm_context *, plstm_dtype, int, int, int, int, int,
+                                const void *, void *);
 plstm_status cpu_resize_forward(plstm_context *, plstm_dtype, plstm_resize_kind, int, int, int,
                                 int, int, int, const void *, void *);
 plstm_status cpu_resize_backward(plstm_context *, plstm_dtype, plstm_resize_kind, int, int, int,
@@ -66,6 +70,7 @@ plstm_status cpu_pool_backward(plstm_context *, plstm_dtype, plstm_pool_kind, in
         .dwconv2d_forward = cpu_dwconv2d_forward, .dwconv2d_backward = cpu_dwconv2d_backward,   \
         .patch_embed_forward = cpu_patch_embed_forward,                                         \
         .patch_embed_backward = cpu_patch_embed_backward,                                       \
+        .pad2d_forward = cpu_pad2d_forward, .pad2d_backward = cpu_pad2d_backward,               \
         .resize_forward = cpu_resize_forward, .resize_backward = cpu_resize_backward,           \
         .softmax_xent_forward = cpu_softmax_xent_forward,                                       \
         .softmax_xent_backward = cpu_softmax_xent_backward,                                     \
