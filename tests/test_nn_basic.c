@@ -101,6 +101,101 @@ static void test_linear(void **state)
     plstm_context_destroy(ctx);
 }
 
+/* Fused linears against one plstm_linear per segment (itself FD-tested):
+ * forward, dx (written), dW and db (accumulated), segments without a bias,
+ * NULL gradients; a size on one thread and one split over the team. */
+static void check_linear_multi(plstm_context *ctx, tu_rng *rng, int n, int in)
+{
+    enum { S = 4 };
+    const int out[S] = {3, 17, 1, 6};
+    int P = 0, c0[S];
+    for (int i = 0; i < S; i++)
+        c0[i] = P, P += out[i];
+    double *x = tu_calloc((size_t)n * in, sizeof *x), *dy = tu_calloc((size_t)n * P, sizeof *dy);
+    double *y = tu_calloc((size_t)n * P, sizeof *y), *dx = tu_calloc((size_t)n * in, sizeof *dx);
+    double *want = tu_calloc((size_t)n * P, sizeof *want);
+    double *wdx = tu_calloc((size_t)n * in, sizeof *wdx), *t = tu_calloc((size_t)n * in, sizeof *t);
+    double *seg = tu_calloc((size_t)n * P, sizeof *seg);
+    double *W[S], *b[S], *dW[S], *db[S], *wdW[S], *wdb[S];
+    tu_fill_f64(rng, x, (size_t)n * in, -1, 1);
+    tu_fill_f64(rng, dy, (size_t)n * P, -1, 1);
+    for (int i = 0; i < S; i++) {
+        W[i] = tu_calloc((size_t)out[i] * in, sizeof *W[i]);
+        tu_fill_f64(rng, W[i], (size_t)out[i] * in, -1, 1);
+        b[i] = i == 2 ? NULL : tu_calloc((size_t)out[i], sizeof *b[i]); /* segment 2: no bias */
+        if (b[i])
+            tu_fill_f64(rng, b[i], (size_t)out[i], -1, 1);
+        dW[i] = tu_calloc((size_t)out[i] * in, sizeof *dW[i]);
+        wdW[i] = tu_calloc((size_t)out[i] * in, sizeof *wdW[i]);
+        db[i] = i == 1 ? NULL : tu_calloc((size_t)out[i], sizeof *db[i]); /* segment 1: no db */
+        wdb[i] = tu_calloc((size_t)out[i], sizeof *wdb[i]);
+        for (size_t k = 0; k < (size_t)out[i] * in; k++)
+            dW[i][k] = wdW[i][k] = ACC0;
+        for (int k = 0; k < out[i]; k++) {
+            if (db[i])
+                db[i][k] = ACC0;
+            wdb[i][k] = ACC0;
+        }
+    }
+    for (size_t k = 0; k < (size_t)n * in; k++)
+        dx[k] = JUNK;
+    const void *Wc[S] = {W[0], W[1], W[2], W[3]}, *bc[S] = {b[0], b[1], b[2], b[3]};
+    void *dWv[S] = {dW[0], dW[1], dW[2], dW[3]}, *dbv[S] = {db[0], db[1], db[2], db[3]};
+    TU_OK(plstm_linear_multi_forward(ctx, PLSTM_F64, n, in, S, out, Wc, bc, x, y));
+    TU_OK(plstm_linear_multi_backward(ctx, PLSTM_F64, n, in, S, out, Wc, x, dy, dx, dWv, dbv));
+    for (int i = 0; i < S; i++) { /* the same with one linear per segment */
+        TU_OK(plstm_linear_forward(ctx, PLSTM_F64, n, in, out[i], x, W[i], b[i], seg));
+        for (int r = 0; r < n; r++)
+            for (int k = 0; k < out[i]; k++)
+                want[(size_t)r * P + c0[i] + k] = seg[(size_t)r * out[i] + k];
+        for (int r = 0; r < n; r++)
+            for (int k = 0; k < out[i]; k++)
+                seg[(size_t)r * out[i] + k] = dy[(size_t)r * P + c0[i] + k];
+        TU_OK(plstm_linear_backward(ctx, PLSTM_F64, n, in, out[i], x, W[i], seg, t, wdW[i],
+                                    wdb[i]));
+        for (size_t k = 0; k < (size_t)n * in; k++)
+            wdx[k] = (i ? wdx[k] : 0) + t[k];
+    }
+    TU_ASSERT_CLOSE(tu_rel_err_f64(y, want, (size_t)n * P), 1e-13, "linear_multi forward");
+    TU_ASSERT_CLOSE(tu_rel_err_f64(dx, wdx, (size_t)n * in), 1e-13, "linear_multi dx");
+    for (int i = 0; i < S; i++) {
+        TU_ASSERT_CLOSE(tu_rel_err_f64(dW[i], wdW[i], (size_t)out[i] * in), 1e-13,
+                        "linear_multi dW");
+        if (db[i])
+            TU_ASSERT_CLOSE(tu_rel_err_f64(db[i], wdb[i], (size_t)out[i]), 1e-13,
+                            "linear_multi db");
+    }
+    /* no weight gradients at all, dx only */
+    TU_OK(plstm_linear_multi_backward(ctx, PLSTM_F64, n, in, S, out, Wc, NULL, dy, dx, NULL,
+                                      NULL));
+    TU_ASSERT_CLOSE(tu_rel_err_f64(dx, wdx, (size_t)n * in), 1e-13, "linear_multi dx only");
+    for (int i = 0; i < S; i++)
+        free(W[i]), free(b[i]), free(dW[i]), free(db[i]), free(wdW[i]), free(wdb[i]);
+    free(x), free(dy), free(y), free(dx), free(want), free(wdx), free(t), free(seg);
+}
+
+static void test_linear_multi(void **state)
+{
+    (void)state;
+    plstm_context *ctx = new_ctx();
+    tu_rng rng;
+    tu_rng_seed(&rng, 2);
+    check_linear_multi(ctx, &rng, 9, 5);    /* one thread */
+    check_linear_multi(ctx, &rng, 3001, 37); /* rows and columns split over the team */
+    const int bad[2] = {4, 0};
+    double v[64] = {0};
+    const void *Wv[2] = {v, v};
+    assert_int_equal(plstm_linear_multi_forward(ctx, PLSTM_F64, 2, 2, 2, bad, Wv, NULL, v, v + 32),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(plstm_linear_multi_forward(ctx, PLSTM_F64, 2, 2, 0, bad, Wv, NULL, v, v + 32),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    const void *Wn[2] = {v, NULL};
+    const int ok[2] = {1, 1};
+    assert_int_equal(plstm_linear_multi_forward(ctx, PLSTM_F64, 2, 2, 2, ok, Wn, NULL, v, v + 32),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    plstm_context_destroy(ctx);
+}
+
 /* ======================================================================== */
 /* norms                                                                    */
 /* ======================================================================== */
@@ -487,7 +582,8 @@ static void test_softmax_xent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),      cmocka_unit_test(test_norms),
+        cmocka_unit_test(test_linear),      cmocka_unit_test(test_linear_multi),
+        cmocka_unit_test(test_norms),
         cmocka_unit_test(test_activations), cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_pooling),     cmocka_unit_test(test_softmax_xent),
     };

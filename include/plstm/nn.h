@@ -35,6 +35,20 @@ plstm_status plstm_linear_backward(plstm_context *ctx, plstm_dtype dtype, int n,
                                    const void *x, const void *W, const void *dy, void *dx,
                                    void *dW, void *db);
 
+/* ---- Several Linears of one input, fused: y[n, P] with P = Σ out[i] holds
+ * segment i, x·W[i]ᵀ + b[i], in columns Σ_{j<i} out[j] onward. W[i] is
+ * [out[i], in]; b (or b[i]) may be NULL. One pass over x for a layer's q, k,
+ * v and gate projections. Backward: dx = Σ_i dy_i·W[i] (written; may be
+ * NULL), dW[i] += dy_iᵀ·x, db[i] += Σ_n dy_i (dW, db or their entries may be
+ * NULL). ---- */
+plstm_status plstm_linear_multi_forward(plstm_context *ctx, plstm_dtype dtype, int n, int in,
+                                        int nseg, const int *out, const void *const *W,
+                                        const void *const *b, const void *x, void *y);
+plstm_status plstm_linear_multi_backward(plstm_context *ctx, plstm_dtype dtype, int n, int in,
+                                         int nseg, const int *out, const void *const *W,
+                                         const void *x, const void *dy, void *dx,
+                                         void *const *dW, void *const *db);
+
 /* ---- Norms over the last axis of x [n, D], split into NH contiguous groups
  * of D/NH (NH = 1: plain norm; NH > 1: the multi-head form with γ, β of shape
  * [NH, D/NH], i.e. D values in the same memory order).

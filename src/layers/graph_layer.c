@@ -17,10 +17,7 @@
  * cost more than they give on such sizes. */
 #include "layers/graph_layer_internal.h"
 #include "layers/sublayer_impl.h"
-#include "backends/cpu/blas_threads.h"
 
-#include <cblas.h>
-#include <omp.h>
 #include <stdlib.h>
 
 #define GL "graph layer"
@@ -226,121 +223,20 @@ plstm_status gl_arcs(const plstm_graph_batch *b, int64_t **from, int64_t **to)
     return PLSTM_OK;
 }
 
-/* ---- linear maps on the OpenMP team ---------------------------------------- */
-
-/* Products below this many multiply-adds run on the calling thread. */
-#define GL_PAR_WORK 1000000.0
-
-static int gl_team(const plstm_context *ctx, double work, int parts)
-{
-    int t = ctx ? plstm_context_threads(ctx) : 0;
-    if (t <= 0)
-        t = omp_get_max_threads();
-    if (work < GL_PAR_WORK || t < 2)
-        return 1;
-    return t < parts ? t : parts;
-}
-
-static void gl_block(int total, int part, int parts, int *lo, int *hi)
-{
-    *lo = (int)((long long)total * part / parts);
-    *hi = (int)((long long)total * (part + 1) / parts);
-}
-
-/* C[m, n] = op(A)·op(B) + beta·C in dt (row-major). */
-static void gl_gemm(plstm_dtype dt, int ta, int tb, int m, int n, int k, const void *A, int lda,
-                    const void *B, int ldb, double beta, void *C, int ldc)
-{
-    if (m <= 0 || n <= 0)
-        return;
-    const enum CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
-    if (dt == PLSTM_F32)
-        cblas_sgemm(CblasRowMajor, a, b, m, n, k, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
-    else
-        cblas_dgemm(CblasRowMajor, a, b, m, n, k, 1.0, A, lda, B, ldb, beta, C, ldc);
-}
-
-/* Several Linears of the same input x [n, in] into column segments of one
- * output y [n, P]: segment i has rows[i] outputs at column c_i (prefix sums),
- * weight W[i] [rows[i], in] and bias b[i] (may be NULL). One parallel region:
- * each thread takes a block of rows. */
-static void gl_proj_fw(plstm_context *ctx, plstm_dtype dt, int n, int in, int nseg,
-                       const int *rows, const void *const *W, const void *const *b,
-                       const void *x, void *y)
-{
-    const size_t e = plstm_dtype_size(dt);
-    int P = 0;
-    for (int i = 0; i < nseg; i++)
-        P += rows[i];
-    const int nt = gl_team(ctx, (double)n * in * P, n);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int r0, r1;
-        gl_block(n, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-        for (int i = 0, c = 0; i < nseg; c += rows[i++]) {
-            char *yr = (char *)y + ((size_t)r0 * P + c) * e;
-            for (int r = r0; b[i] && r < r1; r++)
-                memcpy((char *)y + ((size_t)r * P + c) * e, b[i], (size_t)rows[i] * e);
-            gl_gemm(dt, 0, 1, r1 - r0, rows[i], in, (const char *)x + (size_t)r0 * in * e, in,
-                    W[i], in, b[i] ? 1.0 : 0.0, yr, P);
-        }
-    }
-}
-
-/* Adjoint of gl_proj_fw for dy [n, P]: dx = Σ_i dy_i·W[i] (written, may be
- * NULL); dW[i] += dy_iᵀ·x and db[i] += Σ_rows dy_i (either may be NULL). */
-static void gl_proj_bw(plstm_context *ctx, plstm_dtype dt, int n, int in, int nseg,
-                       const int *rows, const void *const *W, const void *x, const void *dy,
-                       void *dx, void *const *dW, void *const *db)
-{
-    const size_t e = plstm_dtype_size(dt);
-    int P = 0;
-    for (int i = 0; i < nseg; i++)
-        P += rows[i];
-    const int nt = gl_team(ctx, (double)n * in * P, n < P ? n : P);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int r0, r1, o0, o1;
-        gl_block(n, t, T, &r0, &r1);
-        gl_block(P, t, T, &o0, &o1); /* this thread's output columns */
-        for (int i = 0, c = 0; i < nseg; c += rows[i++]) {
-            if (dx) /* rows r0..r1 of dx */
-                gl_gemm(dt, 0, 0, r1 - r0, in, rows[i], (const char *)dy + ((size_t)r0 * P + c) * e,
-                        P, W[i], in, i ? 1.0 : 0.0, (char *)dx + (size_t)r0 * in * e, in);
-            const int a = o0 > c ? o0 : c, z = o1 < c + rows[i] ? o1 : c + rows[i];
-            if (a >= z)
-                continue;
-            if (dW[i]) /* rows a-c .. z-c of dW[i] */
-                gl_gemm(dt, 1, 0, z - a, in, n, (const char *)dy + (size_t)a * e, P, x, in, 1.0,
-                        (char *)dW[i] + (size_t)(a - c) * in * e, in);
-            if (db[i])
-                GL_REAL(dt, {
-                    const R *g = dy;
-                    R *o = (R *)db[i] - c;
-                    for (int r = 0; r < n; r++)
-                        for (int k = a; k < z; k++)
-                            o[k] += g[(size_t)r * P + k];
-                });
-        }
-    }
-}
+/* ---- linear maps ------------------------------------------------------------ */
 
 plstm_status gl_linear_fw(plstm_context *ctx, plstm_dtype dt, int n, int in, int out,
                           const void *x, const void *W, const void *b, void *y)
 {
-    if (n > 0)
-        gl_proj_fw(ctx, dt, n, in, 1, &out, &W, &b, x, y);
-    return PLSTM_OK;
+    return n > 0 ? plstm_linear_multi_forward(ctx, dt, n, in, 1, &out, &W, &b, x, y) : PLSTM_OK;
 }
 
 plstm_status gl_linear_bw(plstm_context *ctx, plstm_dtype dt, int n, int in, int out,
                           const void *x, const void *W, const void *dy, void *dx, void *dW,
                           void *db)
 {
-    if (n > 0)
-        gl_proj_bw(ctx, dt, n, in, 1, &out, &W, x, dy, dx, &dW, &db);
-    return PLSTM_OK;
+    return n > 0 ? plstm_linear_multi_backward(ctx, dt, n, in, 1, &out, &W, x, dy, dx, &dW, &db)
+                 : PLSTM_OK;
 }
 
 /* Linear on n rows; nothing to do for n = 0. */
@@ -603,7 +499,7 @@ static plstm_graph_desc core_desc(const plstm_graph_layer *L, plstm_dtype dt)
 }
 
 /* q, k, v and the direct gate all project x: one pass x -> [N, P] with
- * P = 2·HK + HV + H, column segments q | k | v | d (gl_proj_*). */
+ * P = 2·HK + HV + H, column segments q | k | v | d (plstm_linear_multi_*). */
 static int proj_width(const plstm_graph_layer *L) { return 2 * L->HK + L->HV + L->cfg.num_heads; }
 
 static void proj_segments(const plstm_graph_layer *L, int rows[4], size_t wo[4], size_t bo[4])
@@ -665,7 +561,9 @@ static plstm_status layer_forward(plstm_context *ctx, const plstm_graph_layer *L
         for (int i = 0; i < 4; i++)
             W[i] = gl_cat(params, esz, wo[i]),
             B[i] = bo[i] == PLSTM_NO_PARAM ? NULL : gl_cat(params, esz, bo[i]);
-        gl_proj_fw(ctx, dtype, (int)N, D, 4, rows, W, B, x, w);
+        if ((st = plstm_linear_multi_forward(ctx, dtype, (int)N, D, 4, rows, W, B, x, w)) !=
+            PLSTM_OK)
+            goto done;
         gather_heads(esz, N, (size_t)H, (size_t)L->K, P, 0, w, gl_at(ac, esz, l.q));
         gather_heads(esz, N, (size_t)H, (size_t)L->K, P, (size_t)L->HK, w, gl_at(ac, esz, l.k));
         gather_heads(esz, N, (size_t)H, (size_t)L->V, P, 2 * (size_t)L->HK, w,
@@ -797,7 +695,7 @@ static plstm_status layer_backward(plstm_context *ctx, const plstm_graph_layer *
         for (int i = 0; i < 4; i++)
             W[i] = gl_cat(params, esz, wo[i]), dW[i] = gl_at(grads, esz, wo[i]),
             dB[i] = bo[i] == PLSTM_NO_PARAM ? NULL : gl_at(grads, esz, bo[i]);
-        gl_proj_bw(ctx, dtype, (int)N, D, 4, rows, W, x, dP, dx, dW, dB);
+        st = plstm_linear_multi_backward(ctx, dtype, (int)N, D, 4, rows, W, x, dP, dx, dW, dB);
     }
     if (st != PLSTM_OK)
         goto done;
@@ -822,18 +720,12 @@ done:
     return st;
 }
 
-/* BLAS runs single-threaded inside the layer: the products are split over
- * the OpenMP team (gl_linear_*), and idle OpenBLAS threads would spin
- * against the team's threads on the cores. */
 plstm_status plstm_graph_layer_forward(plstm_context *ctx, const plstm_graph_layer *L,
                                        plstm_dtype dtype, const void *params,
                                        const plstm_graph_batch *b, const void *x,
                                        const void *edge_x, void *y, void *acts)
 {
-    const int blas = cpu_blas_serial_begin(gl_team(ctx, GL_PAR_WORK, 2));
-    const plstm_status st = layer_forward(ctx, L, dtype, params, b, x, edge_x, y, acts);
-    cpu_blas_serial_end(blas);
-    return st;
+    return layer_forward(ctx, L, dtype, params, b, x, edge_x, y, acts);
 }
 
 plstm_status plstm_graph_layer_backward(plstm_context *ctx, const plstm_graph_layer *L,
@@ -842,9 +734,5 @@ plstm_status plstm_graph_layer_backward(plstm_context *ctx, const plstm_graph_la
                                         const void *edge_x, const void *acts, const void *dy,
                                         void *dx, void *dedge_x, void *grads)
 {
-    const int blas = cpu_blas_serial_begin(gl_team(ctx, GL_PAR_WORK, 2));
-    const plstm_status st =
-        layer_backward(ctx, L, dtype, params, b, x, edge_x, acts, dy, dx, dedge_x, grads);
-    cpu_blas_serial_end(blas);
-    return st;
+    return layer_backward(ctx, L, dtype, params, b, x, edge_x, acts, dy, dx, dedge_x, grads);
 }

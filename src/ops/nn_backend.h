@@ -13,6 +13,12 @@ typedef struct plstm_nn_backend_ops {
                                    const void *, const void *, void *);
     plstm_status (*linear_backward)(plstm_context *, plstm_dtype, int, int, int, const void *,
                                     const void *, const void *, void *, void *, void *);
+    plstm_status (*linear_multi_forward)(plstm_context *, plstm_dtype, int, int, int, const int *,
+                                         const void *const *, const void *const *, const void *,
+                                         void *);
+    plstm_status (*linear_multi_backward)(plstm_context *, plstm_dtype, int, int, int,
+                                          const int *, const void *const *, const void *,
+                                          const void *, void *, void *const *, void *const *);
     plstm_status (*norm_forward)(plstm_context *, plstm_dtype, plstm_norm_kind, int, int, int,
                                  double, const void *, const void *, const void *, void *);
     plstm_status (*norm_backward)(plstm_context *, plstm_dtype, plstm_norm_kind, int, int, int,

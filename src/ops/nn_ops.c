@@ -66,6 +66,52 @@ plstm_status plstm_linear_backward(plstm_context *ctx, plstm_dtype dtype, int n,
 }
 #undef SIZES
 
+/* ---- fused linears ---- */
+static plstm_status check_multi(const char *op, int nseg, const int *out, const void *const *W,
+                                int need_w)
+{
+    PLSTM_CHECK_ARG(nseg >= 1 && nseg <= 1024, "%s: nseg = %d, must be in 1..1024", op, nseg);
+    PLSTM_CHECK_ARG(out != NULL, "%s: out is NULL", op);
+    PLSTM_CHECK_ARG(!need_w || W != NULL, "%s: W is NULL", op);
+    long long P = 0;
+    for (int i = 0; i < nseg; i++) {
+        PLSTM_CHECK_ARG(out[i] >= 1, "%s: out[%d] = %d, must be >= 1", op, i, out[i]);
+        PLSTM_CHECK_ARG(!need_w || W[i], "%s: W[%d] is NULL", op, i);
+        P += out[i];
+    }
+    PLSTM_CHECK_ARG(P <= 0x7fffffff, "%s: %lld outputs in all is too many", op, P);
+    return PLSTM_OK;
+}
+
+#define SIZES n, in
+plstm_status plstm_linear_multi_forward(plstm_context *ctx, plstm_dtype dtype, int n, int in,
+                                        int nseg, const int *out, const void *const *W,
+                                        const void *const *b, const void *x, void *y)
+{
+    CHECK("linear_multi forward", dtype, "n", "in");
+    PLSTM_TRY(check_multi("linear_multi forward", nseg, out, W, 1));
+    REQUIRE(x, "linear_multi forward", "x");
+    REQUIRE(y, "linear_multi forward", "y");
+    static const void *const no_bias[1024];
+    DISPATCH(linear_multi_forward, dtype, n, in, nseg, out, W, b ? b : no_bias, x, y);
+}
+
+plstm_status plstm_linear_multi_backward(plstm_context *ctx, plstm_dtype dtype, int n, int in,
+                                         int nseg, const int *out, const void *const *W,
+                                         const void *x, const void *dy, void *dx,
+                                         void *const *dW, void *const *db)
+{
+    CHECK("linear_multi backward", dtype, "n", "in");
+    PLSTM_TRY(check_multi("linear_multi backward", nseg, out, W, dx != NULL));
+    REQUIRE(dy, "linear_multi backward", "dy");
+    int any_dw = 0;
+    for (int i = 0; dW && i < nseg; i++)
+        any_dw |= dW[i] != NULL;
+    PLSTM_CHECK_ARG(!any_dw || x, "linear_multi backward: x is needed for dW");
+    DISPATCH(linear_multi_backward, dtype, n, in, nseg, out, W, x, dy, dx, dW, db);
+}
+#undef SIZES
+
 /* ---- norms ---- */
 static plstm_status check_norm(const char *op, plstm_norm_kind kind, int D, int NH, double eps)
 {

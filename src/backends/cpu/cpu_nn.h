@@ -28,6 +28,12 @@ plstm_status cpu_patch_embed_forward(plstm_context *, plstm_dtype, int, int, int
 plstm_status cpu_patch_embed_backward(plstm_context *, plstm_dtype, int, int, int, int, int, int,
                                       int, const void *, const void *, const void *, void *,
                                       void *, void *);
+plstm_status cpu_linear_multi_forward(plstm_context *, plstm_dtype, int, int, int, const int *,
+                                      const void *const *, const void *const *, const void *,
+                                      void *);
+plstm_status cpu_linear_multi_backward(plstm_context *, plstm_dtype, int, int, int, const int *,
+                                       const void *const *, const void *, const void *, void *,
+                                       void *const *, void *const *);
 plstm_status cpu_pad2d_forward(plstm_context *, plstm_dtype, int, int, int, int, int,
                                const void *, void *);
 plstm_status cpu_pad2d_backward(plstm_context *, plstm_dtype, int, int, int, int, int,
@@ -64,6 +70,8 @@ plstm_status cpu_pool_backward(plstm_context *, plstm_dtype, plstm_pool_kind, in
 #define PLSTM_CPU_NN_OPS                                                                        \
     {                                                                                           \
         .linear_forward = cpu_linear_forward, .linear_backward = cpu_linear_backward,           \
+        .linear_multi_forward = cpu_linear_multi_forward,                                       \
+        .linear_multi_backward = cpu_linear_multi_backward,                                     \
         .norm_forward = cpu_norm_forward, .norm_backward = cpu_norm_backward,                   \
         .activation_forward = cpu_activation_forward,                                           \
         .activation_backward = cpu_activation_backward,                                         \
