@@ -555,6 +555,53 @@ static void test_loader_threads(void **state)
     assert_int_equal(plstm_loader_create(&ld, &lc, 0), PLSTM_ERR_INVALID_ARGUMENT);
 }
 
+/* The diagnostic targets relabel the same images (unshuffled, so batch
+ * position = sample index), at the native and a downsampled size. */
+static void test_loader_targets(void **state)
+{
+    (void)state;
+    plstm_loader_config lc;
+    memset(&lc, 0, sizeof lc);
+    TU_OK(plstm_ape_init(&lc.ds, 43, 192));
+    lc.count = 64, lc.batch = 64, lc.norm = PLSTM_APE_NORM_UNIT, lc.prefetch = 1;
+    for (int d = 1; d <= 2; d++) {
+        lc.downsample = d;
+        int32_t lab[3][64];
+        float *px[3];
+        for (int t = 0; t < 3; t++) {
+            lc.target = (plstm_ape_target)t;
+            px[t] = draw(&lc, 0, 1, lab[t]);
+        }
+        const size_t per = (size_t)64 * (192 / d) * (192 / d) * 3;
+        assert_memory_equal(px[0], px[1], per * sizeof *px[0]); /* same images */
+        assert_memory_equal(px[0], px[2], per * sizeof *px[0]);
+        int ones[3] = {0, 0, 0}, differ = 0;
+        for (int i = 0; i < 64; i++) {
+            plstm_ape_sample s;
+            TU_OK(plstm_ape_sample_params(&lc.ds, (uint64_t)i, &s));
+            assert_int_equal(lab[0][i], s.label);
+            assert_int_equal(lab[1][i], s.circle_x > 96.0);
+            assert_int_equal(lab[2][i], cos(s.phi) > 0);
+            for (int t = 0; t < 3; t++)
+                ones[t] += lab[t][i];
+            differ += lab[1][i] != lab[0][i];
+        }
+        for (int t = 0; t < 3; t++) /* both classes occur */
+            assert_true(ones[t] > 8 && ones[t] < 56);
+        assert_true(differ > 8);
+        for (int t = 0; t < 3; t++)
+            free(px[t]);
+    }
+    /* the configuration key */
+    plstm_train_config c;
+    plstm_train_config_default(&c);
+    TU_OK(plstm_train_config_apply_override(&c, "target=arrow_right"));
+    assert_int_equal(c.target, PLSTM_APE_TARGET_ARROW_RIGHT);
+    assert_int_equal(plstm_train_config_apply_override(&c, "target=left"),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(plstm_last_error(), "circle_right"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,7 +610,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_resume, setup, teardown),
         cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_loader_threads),
+        cmocka_unit_test(test_loader_threads), cmocka_unit_test(test_loader_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,6 +82,19 @@ typedef enum plstm_ape_norm {
     PLSTM_APE_NORM_IMAGENET  /* (x/255 - mean) / std, ImageNet mean/std (the trainer)   */
 } plstm_ape_norm;
 
+/* What a sample's label says. POINTING is APE's label; the others are
+ * diagnostic sub-tasks on the same images, to see which part of the task a
+ * model learns: whether the circle centre lies in the right half of the
+ * image, and whether the arrow points right (cos φ > 0). */
+typedef enum plstm_ape_target {
+    PLSTM_APE_TARGET_POINTING = 0,
+    PLSTM_APE_TARGET_CIRCLE_RIGHT,
+    PLSTM_APE_TARGET_ARROW_RIGHT
+} plstm_ape_target;
+
+/* The label of a sample's parameters for a target. */
+int plstm_ape_target_label(const plstm_ape *ds, const plstm_ape_sample *s, plstm_ape_target t);
+
 /* Renders sample `index` as 3*size*size floats in the given layout and
  * normalization; its label goes to *label (may be NULL). `scratch` must hold
  * size*size bytes (NULL: allocated and freed inside). */

@@ -54,6 +54,7 @@ typedef struct plstm_train_config {
     int downsample;                /* images rendered at the split's size, then averaged
                                       over d×d blocks: model input = size / d          */
     plstm_ape_norm norm;           /* "imagenet" | "unit"                               */
+    plstm_ape_target target;       /* "pointing" (the task) or a diagnostic sub-task    */
     /* Not part of the run's identity (may change on --resume): */
     int64_t log_every;             /* train record every N steps                       */
     int64_t eval_every;            /* val + val_ext every N steps (0: only at the end)  */
@@ -109,6 +110,7 @@ typedef struct plstm_loader_config {
     int batch;
     int downsample;      /* >= 1, divides ds.size                               */
     plstm_ape_norm norm;
+    plstm_ape_target target;
     int repeat, shuffle;
     uint64_t shuffle_seed;
     int threads;         /* 0: render in plstm_loader_next                     */

@@ -3,6 +3,7 @@
 #include "data/ape_rng.h"
 #include "core/status_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,4 +186,17 @@ uint32_t plstm_ape_crc32(uint32_t crc, const void *data, size_t n)
     for (size_t i = 0; i < n; i++)
         crc = (crc >> 8) ^ t[(crc ^ p[i]) & 0xffu];
     return ~crc;
+}
+
+int plstm_ape_target_label(const plstm_ape *ds, const plstm_ape_sample *s, plstm_ape_target t)
+{
+    switch (t) {
+    case PLSTM_APE_TARGET_CIRCLE_RIGHT:
+        return s->circle_x > 0.5 * ds->size;
+    case PLSTM_APE_TARGET_ARROW_RIGHT:
+        return cos(s->phi) > 0;
+    case PLSTM_APE_TARGET_POINTING:
+    default:
+        return s->label;
+    }
 }

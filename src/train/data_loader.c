@@ -84,12 +84,18 @@ static plstm_status render_one(const plstm_loader *ld, perm_cache *c, uint64_t i
 {
     const plstm_loader_config *g = &ld->cfg;
     const int d = g->downsample, S = g->ds.size, side = ld->side;
-    if (d == 1)
-        return plstm_ape_render_f32(&g->ds, index, PLSTM_APE_HWC, g->norm, out, label,
-                                    c->scratch);
     plstm_ape_sample smp;
+    if (d == 1) {
+        PLSTM_TRY(plstm_ape_render_f32(&g->ds, index, PLSTM_APE_HWC, g->norm, out, label,
+                                       c->scratch));
+        if (g->target != PLSTM_APE_TARGET_POINTING) {
+            PLSTM_TRY(plstm_ape_sample_params(&g->ds, index, &smp));
+            *label = plstm_ape_target_label(&g->ds, &smp, g->target);
+        }
+        return PLSTM_OK;
+    }
     PLSTM_TRY(plstm_ape_render_u8(&g->ds, index, c->scratch, &smp));
-    *label = smp.label;
+    *label = plstm_ape_target_label(&g->ds, &smp, g->target);
     const float inv = 1.0f / (255.0f * (float)(d * d));
     for (int y = 0; y < side; y++)
         for (int x = 0; x < side; x++) {

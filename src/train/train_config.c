@@ -12,7 +12,7 @@
 #include <strings.h>
 
 /* ---- key table --------------------------------------------------------------- */
-typedef enum key_type { K_STR, K_OBJ, K_U64, K_I64, K_INT, K_DBL, K_NORM } key_type;
+typedef enum key_type { K_STR, K_OBJ, K_U64, K_I64, K_INT, K_DBL, K_NORM, K_TARGET } key_type;
 
 typedef struct key_def {
     const char *name;
@@ -21,6 +21,10 @@ typedef struct key_def {
     int identity; /* part of the run's result */
     double lo, hi;
 } key_def;
+
+/* Names of plstm_ape_target, in enum order. */
+static const char *const target_names[] = {"pointing", "circle_right", "arrow_right"};
+enum { NUM_TARGETS = sizeof target_names / sizeof target_names[0] };
 
 #define OFF(f) offsetof(plstm_train_config, f)
 static const key_def keys[] = {
@@ -40,6 +44,7 @@ static const key_def keys[] = {
     {"train_size", K_I64, OFF(train_size), 1, 1, 1e12},
     {"downsample", K_INT, OFF(downsample), 1, 1, 64},
     {"norm", K_NORM, OFF(norm), 1, 0, 0},
+    {"target", K_TARGET, OFF(target), 1, 0, 0},
     {"log_every", K_I64, OFF(log_every), 0, 1, 1e15},
     {"eval_every", K_I64, OFF(eval_every), 0, 0, 1e15},
     {"eval_count", K_I64, OFF(eval_count), 0, 0, 1e12},
@@ -123,6 +128,17 @@ static plstm_status set_key(plstm_train_config *cfg, const key_def *k, json_t *v
                               "%s: '%s' must be \"imagenet\" or \"unit\"", what, k->name);
         return PLSTM_OK;
     }
+    case K_TARGET: {
+        const char *s = json_is_string(v) ? json_string_value(v) : "";
+        for (int t = 0; t < NUM_TARGETS; t++)
+            if (!strcasecmp(s, target_names[t])) {
+                *(plstm_ape_target *)base = (plstm_ape_target)t;
+                return PLSTM_OK;
+            }
+        return plstm_fail(PLSTM_ERR_INVALID_ARGUMENT,
+                          "%s: '%s' must be \"pointing\", \"circle_right\" or \"arrow_right\"",
+                          what, k->name);
+    }
     case K_U64: {
         /* Seeds: a non-negative integer (JSON integers are signed 64-bit). */
         PLSTM_CHECK_ARG(json_is_integer(v) && json_integer_value(v) >= 0,
@@ -166,6 +182,8 @@ static json_t *get_key(const plstm_train_config *cfg, const key_def *k)
     case K_NORM:
         return json_string(*(const plstm_ape_norm *)base == PLSTM_APE_NORM_UNIT ? "unit"
                                                                                 : "imagenet");
+    case K_TARGET:
+        return json_string(target_names[*(const plstm_ape_target *)base]);
     case K_U64:
         return json_integer((json_int_t) * (const uint64_t *)base);
     case K_I64:

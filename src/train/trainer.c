@@ -55,6 +55,7 @@ static plstm_loader_config split_loader(const plstm_train_config *cfg, const pls
     lc.batch = batch;
     lc.downsample = cfg->downsample;
     lc.norm = cfg->norm;
+    lc.target = cfg->target;
     lc.threads = cfg->loader_threads;
     lc.prefetch = cfg->prefetch;
     return lc;
