@@ -37,10 +37,9 @@ static inline void gl_swap01(size_t esz, size_t n0, size_t n1, size_t c, const v
             memcpy((char *)dst + (j * n0 + i) * row, (const char *)src + (i * n1 + j) * row, row);
 }
 
-/* plstm_linear_forward / _backward for the graph layers (same contracts):
- * row blocks of a large product run on the OpenMP team with single-threaded
- * BLAS inside, so OpenBLAS's own threads do not spin against the team. The
- * layer entry points switch BLAS to one thread for the whole call. */
+/* plstm_linear_forward / _backward for the graph layers (same contracts, and
+ * n = 0 is allowed): the backend's fused form with one segment, which splits
+ * the tall node/edge products over the OpenMP team. */
 plstm_status gl_linear_fw(plstm_context *ctx, plstm_dtype dt, int n, int in, int out,
                           const void *x, const void *W, const void *b, void *y);
 plstm_status gl_linear_bw(plstm_context *ctx, plstm_dtype dt, int n, int in, int out,

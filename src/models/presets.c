@@ -208,10 +208,12 @@ typedef struct field {
     ftype type;
     size_t off;
     const named *names; /* F_ENUM */
+    int stem_only;      /* written to JSON only with a stem (older configs stay unchanged) */
 } field;
 
-#define FLD(k, t, m) {k, t, offsetof(plstm_vision_config, m), NULL}
-#define ENUMF(k, m, tbl) {k, F_ENUM, offsetof(plstm_vision_config, m), tbl}
+#define FLD(k, t, m) {k, t, offsetof(plstm_vision_config, m), NULL, 0}
+#define STEMF(k, t, m) {k, t, offsetof(plstm_vision_config, m), NULL, 1}
+#define ENUMF(k, m, tbl) {k, F_ENUM, offsetof(plstm_vision_config, m), tbl, 0}
 
 static const field fields[] = {
     FLD("dim", F_INT, dim),
@@ -243,8 +245,8 @@ static const field fields[] = {
     FLD("mark_bias_init", F_REAL, mark_bias_init),
     FLD("direct_bias_init", F_REAL, direct_bias_init),
     FLD("pos_embed_init_std", F_REAL, pos_embed_init_std),
-    FLD("stem_channels", F_STEM, stem_channels),
-    FLD("stem_kernel", F_INT, stem_kernel),
+    STEMF("stem_channels", F_STEM, stem_channels),
+    STEMF("stem_kernel", F_INT, stem_kernel),
 };
 enum { NFIELDS = sizeof fields / sizeof fields[0] };
 
@@ -402,21 +404,17 @@ plstm_status plstm_vision_config_to_json(const plstm_vision_config *cfg, char **
         return plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "vision config: cannot build JSON");
     for (int i = 0; i < NFIELDS; i++) {
         const field *f = &fields[i];
+        if (f->stem_only && !c.stem_stages)
+            continue;
         json_t *v = NULL;
         switch (f->type) {
-        case F_INT:
-            if (!strcmp(f->key, "stem_kernel") && !c.stem_stages)
-                continue; /* as stem_channels: absent without a stem */
-            v = json_integer(*ifield(&c, f));
-            break;
+        case F_INT: v = json_integer(*ifield(&c, f)); break;
         case F_BOOL: v = json_boolean(*ifield(&c, f)); break;
         case F_REAL: v = json_real(*rfield(&c, f)); break;
         case F_ENUM: v = json_string(name_of(f->names, *ifield(&c, f))); break;
         case F_MODE: v = json_stringn(c.block_mode, strnlen(c.block_mode, 2)); break;
         case F_SIZE: v = json_pack("[ii]", c.image_size[0], c.image_size[1]); break;
         case F_STEM:
-            if (!c.stem_stages) /* absent: configs from before the stem stay unchanged */
-                continue;
             v = json_array();
             for (int k = 0; k < c.stem_stages; k++)
                 json_array_append_new(v, json_integer(c.stem_channels[k]));

@@ -12,7 +12,7 @@
 #include <strings.h>
 
 /* ---- key table --------------------------------------------------------------- */
-typedef enum key_type { K_STR, K_OBJ, K_U64, K_I64, K_INT, K_DBL, K_NORM, K_TARGET } key_type;
+typedef enum key_type { K_STR, K_OBJ, K_U64, K_I64, K_INT, K_DBL, K_ENUM } key_type;
 
 typedef struct key_def {
     const char *name;
@@ -20,41 +20,46 @@ typedef struct key_def {
     size_t offset;
     int identity; /* part of the run's result */
     double lo, hi;
+    const char *const *names; /* K_ENUM: the enum's values by name, in order, NULL-ended */
 } key_def;
 
-/* Names of plstm_ape_target, in enum order. */
-static const char *const target_names[] = {"pointing", "circle_right", "arrow_right"};
-enum { NUM_TARGETS = sizeof target_names / sizeof target_names[0] };
+static const char *const norm_names[] = {"unit", "imagenet", NULL};          /* plstm_ape_norm */
+static const char *const target_names[] = {"pointing", "circle_right", "arrow_right", NULL};
+
+_Static_assert(sizeof(plstm_ape_norm) == sizeof(int) && sizeof(plstm_ape_target) == sizeof(int),
+               "K_ENUM keys are stored as int");
+_Static_assert(PLSTM_APE_NORM_IMAGENET == 1 && PLSTM_APE_TARGET_ARROW_RIGHT == 2,
+               "norm_names / target_names follow the enums' order");
 
 #define OFF(f) offsetof(plstm_train_config, f)
 static const key_def keys[] = {
-    {"model", K_STR, OFF(model), 1, 0, 0},
-    {"model_config", K_OBJ, OFF(model_config), 1, 0, 0},
-    {"seed", K_U64, OFF(seed), 1, 0, 0},
-    {"steps", K_I64, OFF(steps), 1, 1, 1e15},
-    {"batch_size", K_INT, OFF(batch_size), 1, 1, 1 << 20},
-    {"lr", K_DBL, OFF(lr), 1, 0, 1e3},
-    {"warmup_steps", K_I64, OFF(warmup_steps), 1, 0, 1e15},
-    {"min_lr_ratio", K_DBL, OFF(min_lr_ratio), 1, 0, 1},
-    {"weight_decay", K_DBL, OFF(weight_decay), 1, 0, 1e3},
-    {"beta1", K_DBL, OFF(beta1), 1, 0, 1},
-    {"beta2", K_DBL, OFF(beta2), 1, 0, 1},
-    {"adam_eps", K_DBL, OFF(adam_eps), 1, 0, 1},
-    {"clip_norm", K_DBL, OFF(clip_norm), 1, 0, 1e30},
-    {"train_size", K_I64, OFF(train_size), 1, 1, 1e12},
-    {"downsample", K_INT, OFF(downsample), 1, 1, 64},
-    {"norm", K_NORM, OFF(norm), 1, 0, 0},
-    {"target", K_TARGET, OFF(target), 1, 0, 0},
-    {"log_every", K_I64, OFF(log_every), 0, 1, 1e15},
-    {"eval_every", K_I64, OFF(eval_every), 0, 0, 1e15},
-    {"eval_count", K_I64, OFF(eval_count), 0, 0, 1e12},
-    {"test_count", K_I64, OFF(test_count), 0, -1, 1e12},
-    {"eval_batch", K_INT, OFF(eval_batch), 0, 0, 1 << 20},
-    {"checkpoint_every", K_I64, OFF(checkpoint_every), 0, 0, 1e15},
-    {"keep_checkpoints", K_INT, OFF(keep_checkpoints), 0, 0, 1 << 20},
-    {"threads", K_INT, OFF(threads), 0, 0, 4096},
-    {"loader_threads", K_INT, OFF(loader_threads), 0, 0, 256},
-    {"prefetch", K_INT, OFF(prefetch), 0, 1, 256},
+    {"model", K_STR, OFF(model), 1, 0, 0, NULL},
+    {"model_config", K_OBJ, OFF(model_config), 1, 0, 0, NULL},
+    {"seed", K_U64, OFF(seed), 1, 0, 0, NULL},
+    {"steps", K_I64, OFF(steps), 1, 1, 1e15, NULL},
+    {"batch_size", K_INT, OFF(batch_size), 1, 1, 1 << 20, NULL},
+    {"lr", K_DBL, OFF(lr), 1, 0, 1e3, NULL},
+    {"warmup_steps", K_I64, OFF(warmup_steps), 1, 0, 1e15, NULL},
+    {"min_lr_ratio", K_DBL, OFF(min_lr_ratio), 1, 0, 1, NULL},
+    {"weight_decay", K_DBL, OFF(weight_decay), 1, 0, 1e3, NULL},
+    {"beta1", K_DBL, OFF(beta1), 1, 0, 1, NULL},
+    {"beta2", K_DBL, OFF(beta2), 1, 0, 1, NULL},
+    {"adam_eps", K_DBL, OFF(adam_eps), 1, 0, 1, NULL},
+    {"clip_norm", K_DBL, OFF(clip_norm), 1, 0, 1e30, NULL},
+    {"train_size", K_I64, OFF(train_size), 1, 1, 1e12, NULL},
+    {"downsample", K_INT, OFF(downsample), 1, 1, 64, NULL},
+    {"norm", K_ENUM, OFF(norm), 1, 0, 0, norm_names},
+    {"target", K_ENUM, OFF(target), 1, 0, 0, target_names},
+    {"log_every", K_I64, OFF(log_every), 0, 1, 1e15, NULL},
+    {"eval_every", K_I64, OFF(eval_every), 0, 0, 1e15, NULL},
+    {"eval_count", K_I64, OFF(eval_count), 0, 0, 1e12, NULL},
+    {"test_count", K_I64, OFF(test_count), 0, -1, 1e12, NULL},
+    {"eval_batch", K_INT, OFF(eval_batch), 0, 0, 1 << 20, NULL},
+    {"checkpoint_every", K_I64, OFF(checkpoint_every), 0, 0, 1e15, NULL},
+    {"keep_checkpoints", K_INT, OFF(keep_checkpoints), 0, 0, 1 << 20, NULL},
+    {"threads", K_INT, OFF(threads), 0, 0, 4096, NULL},
+    {"loader_threads", K_INT, OFF(loader_threads), 0, 0, 256, NULL},
+    {"prefetch", K_INT, OFF(prefetch), 0, 1, 256, NULL},
 };
 enum { NUM_KEYS = sizeof keys / sizeof keys[0] };
 
@@ -117,27 +122,19 @@ static plstm_status set_key(plstm_train_config *cfg, const key_def *k, json_t *v
         free(s);
         return PLSTM_OK;
     }
-    case K_NORM: {
+    case K_ENUM: { /* stored as int: the C enums of these keys */
         const char *s = json_is_string(v) ? json_string_value(v) : "";
-        if (!strcasecmp(s, "imagenet"))
-            *(plstm_ape_norm *)base = PLSTM_APE_NORM_IMAGENET;
-        else if (!strcasecmp(s, "unit"))
-            *(plstm_ape_norm *)base = PLSTM_APE_NORM_UNIT;
-        else
-            return plstm_fail(PLSTM_ERR_INVALID_ARGUMENT,
-                              "%s: '%s' must be \"imagenet\" or \"unit\"", what, k->name);
-        return PLSTM_OK;
-    }
-    case K_TARGET: {
-        const char *s = json_is_string(v) ? json_string_value(v) : "";
-        for (int t = 0; t < NUM_TARGETS; t++)
-            if (!strcasecmp(s, target_names[t])) {
-                *(plstm_ape_target *)base = (plstm_ape_target)t;
+        char list[128] = "";
+        for (int t = 0; k->names[t]; t++) {
+            if (!strcasecmp(s, k->names[t])) {
+                *(int *)base = t;
                 return PLSTM_OK;
             }
-        return plstm_fail(PLSTM_ERR_INVALID_ARGUMENT,
-                          "%s: '%s' must be \"pointing\", \"circle_right\" or \"arrow_right\"",
-                          what, k->name);
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", t ? ", " : "",
+                     k->names[t]);
+        }
+        return plstm_fail(PLSTM_ERR_INVALID_ARGUMENT, "%s: '%s' must be one of %s", what, k->name,
+                          list);
     }
     case K_U64: {
         /* Seeds: a non-negative integer (JSON integers are signed 64-bit). */
@@ -179,11 +176,8 @@ static json_t *get_key(const plstm_train_config *cfg, const key_def *k)
         return json_string(base);
     case K_OBJ:
         return json_loads(base, 0, NULL);
-    case K_NORM:
-        return json_string(*(const plstm_ape_norm *)base == PLSTM_APE_NORM_UNIT ? "unit"
-                                                                                : "imagenet");
-    case K_TARGET:
-        return json_string(target_names[*(const plstm_ape_target *)base]);
+    case K_ENUM:
+        return json_string(k->names[*(const int *)base]);
     case K_U64:
         return json_integer((json_int_t) * (const uint64_t *)base);
     case K_I64:
