@@ -300,6 +300,106 @@ static void test_norms(void **state)
     plstm_context_destroy(ctx);
 }
 
+/* ---- instance norm: each image's channels over its pixels ---- */
+typedef struct {
+    plstm_context *ctx;
+    int B, N, C;
+    double eps, *x, *g, *b;
+} inorm_case;
+
+static void inorm_fwd(void *u, double *y)
+{
+    inorm_case *c = u;
+    TU_OK(plstm_instance_norm_forward(c->ctx, PLSTM_F64, c->B, c->N, c->C, c->eps, c->x, c->g,
+                                      c->b, y));
+}
+
+static void inorm_naive(const inorm_case *c, double *y)
+{
+    for (int b = 0; b < c->B; b++)
+        for (int ch = 0; ch < c->C; ch++) {
+            const double *x = c->x + (size_t)b * c->N * c->C + ch;
+            double mu = 0, var = 0;
+            for (int n = 0; n < c->N; n++)
+                mu += x[(size_t)n * c->C] / c->N;
+            for (int n = 0; n < c->N; n++)
+                var += (x[(size_t)n * c->C] - mu) * (x[(size_t)n * c->C] - mu) / c->N;
+            for (int n = 0; n < c->N; n++)
+                y[((size_t)b * c->N + n) * c->C + ch] =
+                    (x[(size_t)n * c->C] - mu) / sqrt(var + c->eps) * (c->g ? c->g[ch] : 1) +
+                    (c->b ? c->b[ch] : 0);
+        }
+}
+
+static void check_inorm(plstm_context *ctx, tu_rng *rng, int B, int N, int C, int affine, int fd)
+{
+    const size_t M = (size_t)B * N * C;
+    inorm_case c = {ctx, B, N, C, 1e-5, nf_rand(rng, M, -1, 2),
+                    affine ? nf_rand(rng, C, 0.5, 1.5) : NULL, affine ? nf_rand(rng, C, -1, 1) : NULL};
+    double *y = tu_calloc(M, 8), *yref = tu_calloc(M, 8);
+    inorm_fwd(&c, y);
+    inorm_naive(&c, yref);
+    TU_ASSERT_CLOSE(tu_rel_err_f64(y, yref, M), 1e-13, "instance norm vs formula");
+
+    float *x32 = nf_to_f32(c.x, M), *y32 = tu_calloc(M, 4);
+    float *g32 = affine ? nf_to_f32(c.g, C) : NULL, *b32 = affine ? nf_to_f32(c.b, C) : NULL;
+    TU_OK(plstm_instance_norm_forward(ctx, PLSTM_F32, B, N, C, c.eps, x32, g32, b32, y32));
+    TU_ASSERT_CLOSE(nf_err_32_64(y32, y, M), 1e-5, "instance norm f32 vs f64");
+
+    double *dy = nf_rand(rng, M, -1, 1), *dx = nf_const(M, JUNK);
+    double *dg = nf_const(C, ACC0), *db = nf_const(C, ACC0);
+    TU_OK(plstm_instance_norm_backward(ctx, PLSTM_F64, B, N, C, c.eps, c.x, c.g, dy, dx,
+                                       affine ? dg : NULL, affine ? db : NULL));
+    nf_sub(dg, C, ACC0);
+    nf_sub(db, C, ACC0);
+    if (fd) {
+        TU_ASSERT_CLOSE(nf_check(inorm_fwd, &c, M, dy, c.x, M, dx), 1e-6, "instance norm dx");
+        if (affine) {
+            TU_ASSERT_CLOSE(nf_check(inorm_fwd, &c, M, dy, c.g, C, dg), 1e-6, "inorm dgamma");
+            TU_ASSERT_CLOSE(nf_check(inorm_fwd, &c, M, dy, c.b, C, db), 1e-6, "inorm dbeta");
+        }
+    } else { /* large case: threaded results equal the single-threaded ones */
+        double *dx1 = tu_calloc(M, 8), *dg1 = tu_calloc(C, 8), *db1 = tu_calloc(C, 8);
+        double *y1 = tu_calloc(M, 8);
+        TU_OK(plstm_context_set_threads(ctx, 1));
+        inorm_fwd(&c, y1);
+        TU_OK(plstm_instance_norm_backward(ctx, PLSTM_F64, B, N, C, c.eps, c.x, c.g, dy, dx1,
+                                           affine ? dg1 : NULL, affine ? db1 : NULL));
+        TU_OK(plstm_context_set_threads(ctx, 0));
+        TU_ASSERT_CLOSE(tu_rel_err_f64(y, y1, M), 0, "instance norm y threads");
+        TU_ASSERT_CLOSE(tu_rel_err_f64(dx, dx1, M), 0, "instance norm dx threads");
+        TU_ASSERT_CLOSE(tu_rel_err_f64(dg, dg1, C), 1e-14, "instance norm dgamma threads");
+        TU_ASSERT_CLOSE(tu_rel_err_f64(db, db1, C), 1e-14, "instance norm dbeta threads");
+        free(dx1); free(dg1); free(db1); free(y1);
+    }
+    free(c.x); free(c.g); free(c.b); free(y); free(yref); free(x32); free(y32); free(g32);
+    free(b32); free(dy); free(dx); free(dg); free(db);
+}
+
+static void test_instance_norm(void **state)
+{
+    (void)state;
+    plstm_context *ctx = new_ctx();
+    tu_rng rng;
+    tu_rng_seed(&rng, 12);
+    check_inorm(ctx, &rng, 3, 5, 4, 1, 1);
+    check_inorm(ctx, &rng, 2, 7, 3, 0, 1); /* no γ, β */
+    check_inorm(ctx, &rng, 1, 9, 1, 1, 1);
+    check_inorm(ctx, &rng, 6, 700, 24, 1, 0);
+    double x[6] = {0}, y[6];
+    assert_int_equal(plstm_instance_norm_forward(ctx, PLSTM_F64, 1, 0, 6, 1e-5, x, NULL, NULL, y),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(plstm_last_error(), "N = 0"));
+    assert_int_equal(plstm_instance_norm_forward(ctx, PLSTM_F64, 1, 6, 1, 0, x, NULL, NULL, y),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(plstm_last_error(), "eps"));
+    assert_int_equal(plstm_instance_norm_backward(ctx, PLSTM_F64, 1, 6, 1, 1e-5, x, NULL, y, y,
+                                                  NULL, NULL),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(plstm_last_error(), "overlap"));
+    plstm_context_destroy(ctx);
+}
+
 /* ======================================================================== */
 /* activations                                                              */
 /* ======================================================================== */
@@ -583,7 +683,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),      cmocka_unit_test(test_linear_multi),
-        cmocka_unit_test(test_norms),
+        cmocka_unit_test(test_norms),       cmocka_unit_test(test_instance_norm),
         cmocka_unit_test(test_activations), cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_pooling),     cmocka_unit_test(test_softmax_xent),
     };

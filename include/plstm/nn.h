@@ -66,6 +66,18 @@ plstm_status plstm_norm_backward(plstm_context *ctx, plstm_dtype dtype, plstm_no
                                  const void *gamma, const void *dy, void *dx, void *dgamma,
                                  void *dbeta);
 
+/* ---- Instance norm of B channels-last grids x [B, N, C] (N = H·W pixels):
+ * channel c of each image is normalized over that image's N pixels,
+ *   y = (x − mean) / sqrt(var + eps) ⊙ γ[c] + β[c], biased variance;
+ * gamma NULL means γ = 1, beta NULL no β. Backward: dx = (dx may be NULL);
+ * dgamma += Σ dy ⊙ x̂; dbeta += Σ dy (either may be NULL). ---- */
+plstm_status plstm_instance_norm_forward(plstm_context *ctx, plstm_dtype dtype, int B, int N,
+                                         int C, double eps, const void *x, const void *gamma,
+                                         const void *beta, void *y);
+plstm_status plstm_instance_norm_backward(plstm_context *ctx, plstm_dtype dtype, int B, int N,
+                                          int C, double eps, const void *x, const void *gamma,
+                                          const void *dy, void *dx, void *dgamma, void *dbeta);
+
 /* ---- Activations, elementwise over `count` values; y may equal x (in place),
  * dx may equal dy. ---- */
 typedef enum plstm_activation {

@@ -38,6 +38,11 @@ typedef struct plstm_nn_backend_ops {
     plstm_status (*patch_embed_backward)(plstm_context *, plstm_dtype, int, int, int, int, int,
                                          int, int, const void *, const void *, const void *,
                                          void *, void *, void *);
+    plstm_status (*instance_norm_forward)(plstm_context *, plstm_dtype, int, int, int, double,
+                                          const void *, const void *, const void *, void *);
+    plstm_status (*instance_norm_backward)(plstm_context *, plstm_dtype, int, int, int, double,
+                                           const void *, const void *, const void *, void *,
+                                           void *, void *);
     plstm_status (*pad2d_forward)(plstm_context *, plstm_dtype, int, int, int, int, int,
                                   const void *, void *);
     plstm_status (*pad2d_backward)(plstm_context *, plstm_dtype, int, int, int, int, int,

@@ -241,6 +241,35 @@ plstm_status plstm_patch_embed_backward(plstm_context *ctx, plstm_dtype dtype, i
 }
 #undef SIZES
 
+/* ---- instance norm ---- */
+#define SIZES B, N, C
+plstm_status plstm_instance_norm_forward(plstm_context *ctx, plstm_dtype dtype, int B, int N,
+                                         int C, double eps, const void *x, const void *gamma,
+                                         const void *beta, void *y)
+{
+    CHECK("instance norm forward", dtype, "B", "N", "C");
+    PLSTM_CHECK_ARG(eps > 0 && eps < 1, "instance norm forward: eps = %g, must be in (0, 1)",
+                    eps);
+    REQUIRE(x, "instance norm forward", "x");
+    REQUIRE(y, "instance norm forward", "y");
+    DISPATCH(instance_norm_forward, dtype, B, N, C, eps, x, gamma, beta, y);
+}
+
+plstm_status plstm_instance_norm_backward(plstm_context *ctx, plstm_dtype dtype, int B, int N,
+                                          int C, double eps, const void *x, const void *gamma,
+                                          const void *dy, void *dx, void *dgamma, void *dbeta)
+{
+    CHECK("instance norm backward", dtype, "B", "N", "C");
+    PLSTM_CHECK_ARG(eps > 0 && eps < 1, "instance norm backward: eps = %g, must be in (0, 1)",
+                    eps);
+    REQUIRE(x, "instance norm backward", "x");
+    REQUIRE(dy, "instance norm backward", "dy");
+    PLSTM_CHECK_ARG(!dx || (dx != x && dx != dy),
+                    "instance norm backward: dx must not overlap x or dy");
+    DISPATCH(instance_norm_backward, dtype, B, N, C, eps, x, gamma, dy, dx, dgamma, dbeta);
+}
+#undef SIZES
+
 /* ---- zero padding ---- */
 #define SIZES B, H, W, C, q + 1
 plstm_status plstm_pad2d_forward(plstm_context *ctx, plstm_dtype dtype, int B, int H, int W,

@@ -34,6 +34,11 @@ plstm_status cpu_linear_multi_forward(plstm_context *, plstm_dtype, int, int, in
 plstm_status cpu_linear_multi_backward(plstm_context *, plstm_dtype, int, int, int, const int *,
                                        const void *const *, const void *, const void *, void *,
                                        void *const *, void *const *);
+plstm_status cpu_instance_norm_forward(plstm_context *, plstm_dtype, int, int, int, double,
+                                       const void *, const void *, const void *, void *);
+plstm_status cpu_instance_norm_backward(plstm_context *, plstm_dtype, int, int, int, double,
+                                        const void *, const void *, const void *, void *, void *,
+                                        void *);
 plstm_status cpu_pad2d_forward(plstm_context *, plstm_dtype, int, int, int, int, int,
                                const void *, void *);
 plstm_status cpu_pad2d_backward(plstm_context *, plstm_dtype, int, int, int, int, int,
@@ -78,6 +83,8 @@ plstm_status cpu_pool_backward(plstm_context *, plstm_dtype, plstm_pool_kind, in
         .dwconv2d_forward = cpu_dwconv2d_forward, .dwconv2d_backward = cpu_dwconv2d_backward,   \
         .patch_embed_forward = cpu_patch_embed_forward,                                         \
         .patch_embed_backward = cpu_patch_embed_backward,                                       \
+        .instance_norm_forward = cpu_instance_norm_forward,                                     \
+        .instance_norm_backward = cpu_instance_norm_backward,                                   \
         .pad2d_forward = cpu_pad2d_forward, .pad2d_backward = cpu_pad2d_backward,               \
         .resize_forward = cpu_resize_forward, .resize_backward = cpu_resize_backward,           \
         .softmax_xent_forward = cpu_softmax_xent_forward,                                       \
