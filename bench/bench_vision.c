@@ -22,7 +22,7 @@
  *
  * Runs with OMP_WAIT_POLICY=passive unless the environment sets it (see main).
  *
- * Usage: bench_vision [--preset P] [--batch B] [--res R] [--steps N]
+ * Usage: bench_vision [--preset P|JSON] [--batch B] [--res R] [--steps N]
  *                     [--threads T] [--seed S] [--ghz G] [--algo A]
  */
 #include "cli/blas_tune.h"
@@ -180,7 +180,10 @@ int main(int argc, char **argv)
         return 2;
     }
     plstm_vision_config cfg;
-    CHECK(plstm_vision_preset(preset, &cfg));
+    if (preset[0] == '{') /* a JSON config, e.g. {"preset":"ape","dim":64} */
+        CHECK(plstm_vision_config_from_json(preset, NULL, &cfg));
+    else
+        CHECK(plstm_vision_preset(preset, &cfg));
     cfg.algo = !strcmp(algo, "sequential") ? PLSTM_ALGO_SEQUENTIAL
                : !strcmp(algo, "parallel") ? PLSTM_ALGO_PARALLEL
                                            : PLSTM_ALGO_AUTO;

@@ -270,6 +270,16 @@ static void check_model(const plstm_vision_config *cfg, int H, int W, int use_df
     c.dlogits = dl;
     c.dfeat = use_dfeat ? df : NULL;
     model_loss(&c, prm, px);
+    { /* an inference workspace gives the training forward's logits */
+        plstm_vision_workspace *wi = NULL;
+        TU_OK(plstm_vision_workspace_create(&wi, c.m, PLSTM_F64, c.B + 1, H, W, 0));
+        double *li = tu_calloc((size_t)c.B * c.K, sizeof *li);
+        TU_OK(plstm_vision_forward(g_ctx, c.m, wi, prm, c.B, px, li, NULL));
+        if (tu_rel_err_f64(li, c.logits, (size_t)c.B * c.K) > 1e-13)
+            fail_msg("%s: inference logits differ from training logits", what);
+        free(li);
+        plstm_vision_workspace_destroy(wi);
+    }
     TU_OK(plstm_vision_backward(g_ctx, c.m, c.ws, prm, c.B, px, dl, c.dfeat, dpx, g));
     c.prm = prm, c.px = px;
     double worst = 0, scale = 0;
@@ -355,6 +365,14 @@ static void test_model_fd_stem(void **s)
     check_model(&c, 12, 12, 1, "stem [3,5] kernel 4");
     c.stem_kernel = 6;
     check_model(&c, 16, 12, 0, "stem [3,5] kernel 6, 16x12");
+    c.stem_kernel = 3, c.stem_strides[0] = 1; /* a full-resolution 3×3 stage, then 2×2 patches */
+    check_model(&c, 12, 12, 1, "stem [3,5] kernel 3 strides [1,2]");
+    c.stem_kernel = 5, c.stem_strides[0] = 0;
+    check_model(&c, 16, 12, 0, "stem [3,5] kernel 5, 16x12");
+    c.stem_norm = PLSTM_STEM_NORM_INSTANCE; /* per-image channel statistics, scale and bias */
+    c.stem_kernel = 3, c.stem_strides[0] = 1;
+    check_model(&c, 12, 12, 1, "instance-norm stem [3,5] kernel 3 strides [1,2]");
+    check_model(&c, 16, 12, 0, "instance-norm stem, 16x12");
 }
 
 /* ---- flags, presets, configuration ------------------------------------- */
@@ -543,10 +561,49 @@ static void test_config_errors(void **s)
     TU_OK(plstm_vision_config_to_json(&base, &js)); /* no stem: no keys */
     assert_null(strstr(js, "stem_channels"));
     assert_null(strstr(js, "stem_kernel"));
+    assert_null(strstr(js, "stem_norm"));
+    assert_null(strstr(js, "stem_strides"));
+    free(js);
+    TU_OK(plstm_vision_config_from_json("{\"preset\":\"ape\",\"stem_channels\":[16,32],"
+                                        "\"stem_strides\":[1],\"stem_kernel\":3}",
+                                        NULL, &c));
+    assert_int_equal(c.stem_strides[0], 1);
+    assert_int_equal(c.stem_strides[1], 0);
+    TU_OK(plstm_vision_config_to_json(&c, &js));
+    assert_non_null(strstr(js, "\"stem_strides\": [1, 2]"));
+    plstm_vision_config back;
+    TU_OK(plstm_vision_config_from_json(js, NULL, &back));
+    free(js);
+    assert_int_equal(back.stem_strides[0], 1);
+    assert_int_equal(back.stem_strides[1], 2);
+    assert_int_equal(back.stem_kernel, 3);
+    assert_int_equal(back.stem_norm, PLSTM_STEM_NORM_RMS);
+    TU_OK(plstm_vision_config_from_json(
+        "{\"preset\":\"ape\",\"stem_channels\":[16],\"stem_norm\":\"instance\"}", NULL, &c));
+    assert_int_equal(c.stem_norm, PLSTM_STEM_NORM_INSTANCE);
+    TU_OK(plstm_vision_config_to_json(&c, &js));
+    assert_non_null(strstr(js, "\"stem_norm\": \"instance\""));
     free(js);
     expect_error(plstm_vision_config_from_json(
-                     "{\"preset\":\"ape\",\"stem_channels\":[16],\"stem_kernel\":3}", NULL, &c),
-                 PLSTM_ERR_INVALID_ARGUMENT, "stem_kernel 3");
+                     "{\"preset\":\"ape\",\"stem_channels\":[16],\"stem_norm\":\"batch\"}",
+                     NULL, &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "stem_norm");
+    expect_error(plstm_vision_config_from_json(
+                     "{\"preset\":\"ape\",\"stem_channels\":[16],\"stem_strides\":[1]}", NULL,
+                     &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "odd stem_kernel");
+    expect_error(plstm_vision_config_from_json(
+                     "{\"preset\":\"ape\",\"stem_channels\":[16],\"stem_strides\":[3]}", NULL,
+                     &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "stem_strides[0] = 3");
+    expect_error(plstm_vision_config_from_json(
+                     "{\"preset\":\"ape\",\"stem_channels\":[16],\"stem_strides\":[2,2]}",
+                     NULL, &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "more entries");
+    expect_error(plstm_vision_config_from_json(
+                     "{\"preset\":\"ape\",\"stem_channels\":[16],\"stem_kernel\":17}", NULL,
+                     &c),
+                 PLSTM_ERR_INVALID_ARGUMENT, "stem_kernel 17");
     expect_error(plstm_vision_config_from_json("{\"stem_channels\":[4,4,4,4,4]}", &base, &c),
                  PLSTM_ERR_INVALID_ARGUMENT, "at most 4");
     expect_error(plstm_vision_config_from_json("{\"stem_channels\":8}", &base, &c),

@@ -101,6 +101,16 @@ plstm_status plstm_postup_backward_timed(plstm_context *ctx, const plstm_postup 
 /* Model configuration                                                      */
 /* ======================================================================== */
 
+/* Normalization of a stem stage's conv output: RMSNorm over each pixel's
+ * channels with a scale (stem.i.norm.scale), or instance norm of each
+ * channel over the image's pixels with a scale and a bias (stem.i.norm.scale,
+ * stem.i.norm.bias), which makes the thin lines of sparse images like APE's
+ * stand out at any contrast. */
+typedef enum plstm_vision_stem_norm {
+    PLSTM_STEM_NORM_RMS = 0,
+    PLSTM_STEM_NORM_INSTANCE
+} plstm_vision_stem_norm;
+
 typedef struct plstm_vision_config {
     int dim, num_heads, num_blocks;  /* num_blocks pairs (block0, block1)          */
     int patch_size, stride;          /* stride 0: = patch_size                      */
@@ -124,16 +134,19 @@ typedef struct plstm_vision_config {
     double source_bias_init, mark_bias_init, direct_bias_init;
     double pos_embed_init_std;       /* 0: SmallInit 1/sqrt(2.5·dim); > 0: truncated
                                         normal clamped to ±2σ                       */
-    /* Hierarchical patch stem (not in the paper; 0 stages = its linear patch
-     * embedding): stage i is a stride-2 conv to stem_channels[i], RMSNorm
-     * over channels and GELU; the patch embedding then patchifies the result
-     * with patch_size / 2^stem_stages. It shares weights below the patch
-     * size. */
+    /* Convolutional patch stem (not in the paper; 0 stages = its linear patch
+     * embedding): stage i is a k×k conv with stride stem_strides[i] to
+     * stem_channels[i], a norm (stem_norm) and GELU; the patch embedding
+     * then patchifies the result with patch_size / (product of the strides).
+     * It shares weights below the patch size. */
     int stem_stages;                 /* 0..PLSTM_VISION_MAX_STEM                    */
     int stem_channels[4];
-    int stem_kernel;                 /* even k >= 2 (0 = 2): a k×k stride-2 conv
-                                        zero-padded by (k−2)/2, so k > 2 overlaps
-                                        neighbouring patches and halves the size */
+    int stem_strides[4];             /* 1 or 2 (0 = 2); entries past stem_stages 0  */
+    plstm_vision_stem_norm stem_norm; /* after each stem conv, before GELU          */
+    int stem_kernel;                 /* k in 2..16 (0 = 2), zero-padded by (k−1)/2 so
+                                        a stage divides the size by its stride
+                                        ("same" conv); k > 2 overlaps neighbouring
+                                        patches; stride 1 needs an odd k            */
 } plstm_vision_config;
 #define PLSTM_VISION_MAX_STEM 4
 
@@ -171,7 +184,9 @@ plstm_status plstm_vision_config_check(const plstm_vision_config *cfg);
  * transition_weight, direct_weight, gate_sub_heads, head_orientation_map
  * "reference"|"intended", algo "auto"|"sequential"|"parallel",
  * source_bias_init, mark_bias_init, direct_bias_init, pos_embed_init_std,
- * stem_channels [c1, ...] (its length sets stem_stages), stem_kernel).
+ * stem_channels [c1, ...] (its length sets stem_stages), stem_strides
+ * [s1, ...] (at most as many as stem_channels), stem_norm "rms"|"instance",
+ * stem_kernel).
  * `base` (may be NULL: the defaults) is the starting point when there is no
  * preset. Unknown keys, wrong types and bad values are errors naming them. */
 plstm_status plstm_vision_config_from_json(const char *json, const plstm_vision_config *base,

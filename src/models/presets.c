@@ -155,20 +155,34 @@ plstm_status plstm_vision_config_check(const plstm_vision_config *c)
     PLSTM_CHECK_ARG(c->stem_stages >= 0 && c->stem_stages <= PLSTM_VISION_MAX_STEM,
                     "vision config: stem_stages %d out of range 0..%d", c->stem_stages,
                     PLSTM_VISION_MAX_STEM);
+    for (int i = c->stem_stages; i < PLSTM_VISION_MAX_STEM; i++)
+        PLSTM_CHECK_ARG(c->stem_strides[i] == 0,
+                        "vision config: stem_strides has more entries than stem_channels (%d)",
+                        c->stem_stages);
+    PLSTM_CHECK_ARG(c->stem_norm == PLSTM_STEM_NORM_RMS || c->stem_norm == PLSTM_STEM_NORM_INSTANCE,
+                    "vision config: unknown stem_norm");
     if (c->stem_stages) {
-        const int f = 1 << c->stem_stages;
-        PLSTM_CHECK_ARG(c->patch_size % f == 0 && (!c->stride || c->stride == c->patch_size),
-                        "vision config: a %d-stage stem needs non-overlapping patches whose "
-                        "size %d is a multiple of %d",
-                        c->stem_stages, c->patch_size, f);
-        PLSTM_CHECK_ARG(c->stem_kernel == 0 || (c->stem_kernel >= 2 && c->stem_kernel <= 16 &&
-                                                 c->stem_kernel % 2 == 0),
-                        "vision config: stem_kernel %d must be 0 (= 2) or even in 2..16",
+        PLSTM_CHECK_ARG(c->stem_kernel == 0 || (c->stem_kernel >= 2 && c->stem_kernel <= 16),
+                        "vision config: stem_kernel %d must be 0 (= 2) or in 2..16",
                         c->stem_kernel);
-        for (int i = 0; i < c->stem_stages; i++)
+        int f = 1;
+        for (int i = 0; i < c->stem_stages; i++) {
             PLSTM_CHECK_ARG(c->stem_channels[i] >= 1 && c->stem_channels[i] <= 65536,
                             "vision config: stem_channels[%d] = %d out of range 1..65536", i,
                             c->stem_channels[i]);
+            const int st = c->stem_strides[i];
+            PLSTM_CHECK_ARG(st == 0 || st == 1 || st == 2,
+                            "vision config: stem_strides[%d] = %d must be 1 or 2", i, st);
+            PLSTM_CHECK_ARG(st != 1 || c->stem_kernel % 2 == 1,
+                            "vision config: a stride-1 stem stage keeps the size only with an "
+                            "odd stem_kernel (got %d)",
+                            c->stem_kernel);
+            f *= st ? st : 2;
+        }
+        PLSTM_CHECK_ARG(c->patch_size % f == 0 && (!c->stride || c->stride == c->patch_size),
+                        "vision config: a stem with strides multiplying to %d needs "
+                        "non-overlapping patches whose size %d is a multiple of %d",
+                        f, c->patch_size, f);
     }
     return PLSTM_OK;
 }
@@ -193,6 +207,9 @@ static const named algo_names[] = {{"auto", PLSTM_ALGO_AUTO},
                                    {"parallel", PLSTM_ALGO_PARALLEL},
                                    {0, 0}};
 
+static const named stem_norm_names[] = {
+    {"rms", PLSTM_STEM_NORM_RMS}, {"instance", PLSTM_STEM_NORM_INSTANCE}, {NULL, 0}};
+
 static const char *name_of(const named *t, int v)
 {
     for (; t->name; t++)
@@ -201,7 +218,7 @@ static const char *name_of(const named *t, int v)
     return "?";
 }
 
-typedef enum ftype { F_INT, F_BOOL, F_REAL, F_ENUM, F_MODE, F_SIZE, F_STEM } ftype;
+typedef enum ftype { F_INT, F_BOOL, F_REAL, F_ENUM, F_MODE, F_SIZE, F_STEM, F_STRIDES } ftype;
 
 typedef struct field {
     const char *key;
@@ -214,6 +231,7 @@ typedef struct field {
 #define FLD(k, t, m) {k, t, offsetof(plstm_vision_config, m), NULL, 0}
 #define STEMF(k, t, m) {k, t, offsetof(plstm_vision_config, m), NULL, 1}
 #define ENUMF(k, m, tbl) {k, F_ENUM, offsetof(plstm_vision_config, m), tbl, 0}
+#define STEM_ENUMF(k, m, tbl) {k, F_ENUM, offsetof(plstm_vision_config, m), tbl, 1}
 
 static const field fields[] = {
     FLD("dim", F_INT, dim),
@@ -246,6 +264,8 @@ static const field fields[] = {
     FLD("direct_bias_init", F_REAL, direct_bias_init),
     FLD("pos_embed_init_std", F_REAL, pos_embed_init_std),
     STEMF("stem_channels", F_STEM, stem_channels),
+    STEMF("stem_strides", F_STRIDES, stem_strides),
+    STEM_ENUMF("stem_norm", stem_norm, stem_norm_names),
     STEMF("stem_kernel", F_INT, stem_kernel),
 };
 enum { NFIELDS = sizeof fields / sizeof fields[0] };
@@ -329,6 +349,18 @@ static plstm_status set_field(plstm_vision_config *c, const field *f, json_t *v)
         for (size_t i = 0; i < n; i++)
             PLSTM_TRY(int_value(json_array_get(v, i), f->key, &c->stem_channels[i]));
         c->stem_stages = (int)n;
+        return PLSTM_OK;
+    }
+    case F_STRIDES: {
+        const size_t n = json_is_array(v) ? json_array_size(v) : (size_t)-1;
+        if (n > PLSTM_VISION_MAX_STEM)
+            return plstm_fail(PLSTM_ERR_INVALID_ARGUMENT,
+                              "vision config: 'stem_strides' must be an array of at most %d "
+                              "integers",
+                              PLSTM_VISION_MAX_STEM);
+        memset(c->stem_strides, 0, sizeof c->stem_strides);
+        for (size_t i = 0; i < n; i++)
+            PLSTM_TRY(int_value(json_array_get(v, i), f->key, &c->stem_strides[i]));
         return PLSTM_OK;
     }
     }
@@ -418,6 +450,11 @@ plstm_status plstm_vision_config_to_json(const plstm_vision_config *cfg, char **
             v = json_array();
             for (int k = 0; k < c.stem_stages; k++)
                 json_array_append_new(v, json_integer(c.stem_channels[k]));
+            break;
+        case F_STRIDES:
+            v = json_array();
+            for (int k = 0; k < c.stem_stages; k++)
+                json_array_append_new(v, json_integer(c.stem_strides[k] ? c.stem_strides[k] : 2));
             break;
         }
         json_object_set_new(o, f->key, v);

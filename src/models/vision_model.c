@@ -18,8 +18,10 @@ struct plstm_vision_model {
     plstm_postup *blocks;
     size_t pe_w, pe_b, pos, norm, head_w, head_b;
     int ns, pp; /* stem stages; patch size after the stem */
-    int sk, sq; /* stem kernel and its zero padding (sk − 2) / 2 */
+    int sk, sq; /* stem kernel and its "same" zero padding (sk − 1) / 2 */
+    int st_s[PLSTM_VISION_MAX_STEM]; /* stride of each stem stage (1 or 2) */
     size_t st_w[PLSTM_VISION_MAX_STEM], st_b[PLSTM_VISION_MAX_STEM], st_g[PLSTM_VISION_MAX_STEM];
+    size_t st_nb[PLSTM_VISION_MAX_STEM]; /* instance-norm bias (PLSTM_NO_PARAM with RMS) */
 };
 
 static void *at(void *buf, size_t esz, size_t off) { return (char *)buf + off * esz; }
@@ -73,6 +75,11 @@ static plstm_status declare_all(plstm_vision_model *m)
         PLSTM_TRY(plstm_params_declare(P, name, 1, sc, PLSTM_PARAM_NO_DECAY, &m->st_b[i]));
         snprintf(name, sizeof name, "stem.%d.norm.scale", i);
         PLSTM_TRY(plstm_params_declare(P, name, 1, sc, PLSTM_PARAM_NO_DECAY, &m->st_g[i]));
+        m->st_nb[i] = PLSTM_NO_PARAM;
+        if (c->stem_norm == PLSTM_STEM_NORM_INSTANCE) {
+            snprintf(name, sizeof name, "stem.%d.norm.bias", i);
+            PLSTM_TRY(plstm_params_declare(P, name, 1, sc, PLSTM_PARAM_NO_DECAY, &m->st_nb[i]));
+        }
         cin = (int)co;
     }
     const int64_t spw[4] = {D, cin, p, p}, sD[1] = {D};
@@ -113,9 +120,13 @@ plstm_status plstm_vision_model_create(plstm_vision_model **out, const plstm_vis
     m->Dp = plstm_pool_output_dim(cfg->pooling, cfg->dim);
     m->nb = 2 * cfg->num_blocks;
     m->ns = cfg->stem_stages;
-    m->pp = cfg->patch_size >> m->ns;
+    m->pp = cfg->patch_size;
+    for (int i = 0; i < m->ns; i++) {
+        m->st_s[i] = cfg->stem_strides[i] ? cfg->stem_strides[i] : 2;
+        m->pp /= m->st_s[i];
+    }
     m->sk = cfg->stem_kernel ? cfg->stem_kernel : 2;
-    m->sq = (m->sk - 2) / 2;
+    m->sq = (m->sk - 1) / 2;
     m->blocks = calloc(m->nb ? (size_t)m->nb : 1, sizeof *m->blocks);
     plstm_status s = m->blocks ? plstm_params_create(&m->p)
                                : plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "cannot allocate blocks");
@@ -311,14 +322,14 @@ plstm_status plstm_vision_workspace_create(plstm_vision_workspace **out,
         ws->dpos = o, o += align16((size_t)m->X0 * m->Y0 * D);
     }
     size_t st_max = 0, pad_max = 0;
-    for (int i = 0; i < m->ns; i++) {
+    for (int i = 0, h = H, w = W; i < m->ns; i++) {
         const int q = m->sq, cin = i ? m->cfg.stem_channels[i - 1] : m->cfg.num_channels;
-        const size_t np = q ? align16((size_t)B * (size_t)((H >> i) + 2 * q) *
-                                      (size_t)((W >> i) + 2 * q) * (size_t)cin)
-                            : 0;
+        const size_t np =
+            q ? align16((size_t)B * (size_t)(h + 2 * q) * (size_t)(w + 2 * q) * (size_t)cin) : 0;
         ws->st_p[i] = o, o += np;
         pad_max = np > pad_max ? np : pad_max;
-        const size_t n = align16((size_t)B * (size_t)(H >> (i + 1)) * (size_t)(W >> (i + 1)) *
+        h /= m->st_s[i], w /= m->st_s[i];
+        const size_t n = align16((size_t)B * (size_t)h * (size_t)w *
                                  (size_t)m->cfg.stem_channels[i]);
         ws->st_u[i] = o, o += n;
         ws->st_n[i] = o, o += n;
@@ -423,22 +434,28 @@ plstm_status plstm_vision_forward(plstm_context *ctx, const plstm_vision_model *
         void *u = at(buf, e, ws->st_u[i]), *n = at(buf, e, ws->st_n[i]);
         void *a = at(buf, e, ws->st_a[i]);
         const int q = m->sq;
-        if (q) { /* "same" padding: the k×k stride-2 conv still halves the size */
+        if (q) { /* "same" padding: the k×k conv divides the size by its stride */
             void *pin = at(buf, e, ws->st_p[i]);
             PLSTM_TRY(plstm_pad2d_forward(ctx, dt, B, h, w, cin, q, in, pin));
             in = pin;
         }
-        PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h + 2 * q, w + 2 * q, cin, co, m->sk, 2,
-                                            in, cat(params, e, m->st_w[i]),
+        PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h + 2 * q, w + 2 * q, cin, co, m->sk,
+                                            m->st_s[i], in, cat(params, e, m->st_w[i]),
                                             cat(params, e, m->st_b[i]), u));
-        h /= 2, w /= 2, cin = co;
-        PLSTM_TRY(plstm_norm_forward(ctx, dt, PLSTM_NORM_RMS, B * h * w, co, 1, c->norm_eps, u,
-                                     cat(params, e, m->st_g[i]), NULL, n));
+        h /= m->st_s[i], w /= m->st_s[i], cin = co;
+        if (c->stem_norm == PLSTM_STEM_NORM_INSTANCE)
+            PLSTM_TRY(plstm_instance_norm_forward(ctx, dt, B, h * w, co, c->norm_eps, u,
+                                                  cat(params, e, m->st_g[i]),
+                                                  cat(params, e, m->st_nb[i]), n));
+        else
+            PLSTM_TRY(plstm_norm_forward(ctx, dt, PLSTM_NORM_RMS, B * h * w, co, 1, c->norm_eps,
+                                         u, cat(params, e, m->st_g[i]), NULL, n));
         PLSTM_TRY(plstm_activation_forward(ctx, dt, PLSTM_ACT_GELU, (size_t)B * h * w * co, n,
                                            a));
         in = a;
     }
-    PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h, w, cin, D, m->pp, m->stride >> m->ns, in,
+    const int shrink = c->patch_size / m->pp; /* product of the stem strides */
+    PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h, w, cin, D, m->pp, m->stride / shrink, in,
                                         cat(params, e, m->pe_w), cat(params, e, m->pe_b), x0));
     if (m->pos != PLSTM_NO_PARAM) {
         void *pe = at(buf, e, ws->pe);
@@ -532,11 +549,12 @@ plstm_status plstm_vision_backward(plstm_context *ctx, const plstm_vision_model 
         }
     }
     /* the patch embedding, then the stem stages backwards */
-    int sh = ws->H >> m->ns, sw = ws->W >> m->ns;
+    const int shrink = c->patch_size / m->pp; /* product of the stem strides */
+    int sh = ws->H / shrink, sw = ws->W / shrink;
     const void *in = m->ns ? at(buf, e, ws->st_a[m->ns - 1]) : pixels;
     int cin = m->ns ? c->stem_channels[m->ns - 1] : c->num_channels;
     void *din = m->ns ? at(buf, e, ws->st_ga[m->ns - 1]) : dpixels;
-    PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, sh, sw, cin, D, m->pp, m->stride >> m->ns, in,
+    PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, sh, sw, cin, D, m->pp, m->stride / shrink, in,
                                          cat(params, e, m->pe_w), g, din, at(grads, e, m->pe_w),
                                          at(grads, e, m->pe_b)));
     for (int i = m->ns - 1; i >= 0; i--) {
@@ -545,17 +563,24 @@ plstm_status plstm_vision_backward(plstm_context *ctx, const plstm_vision_model 
         void *ga = at(buf, e, ws->st_ga[i]), *gu = at(buf, e, ws->st_gu);
         PLSTM_TRY(plstm_activation_backward(ctx, dt, PLSTM_ACT_GELU, cnt,
                                             at(buf, e, ws->st_n[i]), ga, ga));
-        PLSTM_TRY(plstm_norm_backward(ctx, dt, PLSTM_NORM_RMS, B * sh * sw, co, 1, c->norm_eps,
-                                      at(buf, e, ws->st_u[i]), cat(params, e, m->st_g[i]), ga, gu,
-                                      at(grads, e, m->st_g[i]), NULL));
+        if (c->stem_norm == PLSTM_STEM_NORM_INSTANCE)
+            PLSTM_TRY(plstm_instance_norm_backward(
+                ctx, dt, B, sh * sw, co, c->norm_eps, at(buf, e, ws->st_u[i]),
+                cat(params, e, m->st_g[i]), ga, gu, at(grads, e, m->st_g[i]),
+                at(grads, e, m->st_nb[i])));
+        else
+            PLSTM_TRY(plstm_norm_backward(ctx, dt, PLSTM_NORM_RMS, B * sh * sw, co, 1,
+                                          c->norm_eps, at(buf, e, ws->st_u[i]),
+                                          cat(params, e, m->st_g[i]), ga, gu,
+                                          at(grads, e, m->st_g[i]), NULL));
         cin = i ? c->stem_channels[i - 1] : c->num_channels;
         in = i ? at(buf, e, ws->st_a[i - 1]) : pixels;
         din = i ? at(buf, e, ws->st_ga[i - 1]) : dpixels;
-        sh *= 2, sw *= 2;
+        sh *= m->st_s[i], sw *= m->st_s[i];
         const int q = m->sq;
         void *dconv = q && din ? at(buf, e, ws->st_gp) : din;
-        PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, sh + 2 * q, sw + 2 * q, cin, co, m->sk, 2,
-                                             q ? at(buf, e, ws->st_p[i]) : in,
+        PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, sh + 2 * q, sw + 2 * q, cin, co, m->sk,
+                                             m->st_s[i], q ? at(buf, e, ws->st_p[i]) : in,
                                              cat(params, e, m->st_w[i]), gu, dconv,
                                              at(grads, e, m->st_w[i]), at(grads, e, m->st_b[i])));
         if (q && din)
