@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 /* ---- tiny classifier ------------------------------------------------------------ */
-enum { G = 8, NF = G * G, NC = 2 };
+enum { G = 8, NF = G * G };
 
 typedef struct tiny {
     plstm_classifier base;
@@ -43,6 +43,7 @@ static plstm_status tiny_forward(plstm_classifier *m, plstm_context *ctx, const 
 {
     (void)ctx;
     tiny *t = m->impl;
+    const int NC = m->num_classes;
     float f[NF];
     if (training && B > t->cap) {
         free(t->feats);
@@ -69,6 +70,7 @@ static plstm_status tiny_backward(plstm_classifier *m, plstm_context *ctx, const
 {
     (void)ctx, (void)params;
     tiny *t = m->impl;
+    const int NC = m->num_classes;
     if (!t->B)
         return PLSTM_ERR_INVALID_ARGUMENT;
     for (int b = 0; b < t->B; b++)
@@ -87,7 +89,7 @@ static plstm_status tiny_init(plstm_classifier *m, float *params, uint64_t seed)
     memset(params, 0, plstm_params_size(t->L) * sizeof *params);
     plstm_rng r;
     plstm_rng_seed(&r, seed, 1);
-    plstm_rng_fill_normal_f32(&r, params + t->w_off, (size_t)NC * NF, 0, 0.05);
+    plstm_rng_fill_normal_f32(&r, params + t->w_off, (size_t)m->num_classes * NF, 0, 0.05);
     return PLSTM_OK;
 }
 
@@ -102,7 +104,8 @@ static void tiny_destroy(plstm_classifier *m)
 static const plstm_classifier_ops tiny_ops = {tiny_forward, tiny_backward, tiny_init,
                                               tiny_destroy};
 
-static plstm_classifier *tiny_create(const char *name, int side)
+/* A linear head with NC outputs on 8×8 block means of channel 0. */
+static plstm_classifier *tiny_create_k(const char *name, int side, int NC)
 {
     tiny *t = tu_calloc(1, sizeof *t);
     TU_OK(plstm_params_create(&t->L));
@@ -111,6 +114,11 @@ static plstm_classifier *tiny_create(const char *name, int side)
     TU_OK(plstm_params_declare(t->L, "head.bias", 1, bs, PLSTM_PARAM_NO_DECAY, &t->b_off));
     t->base = (plstm_classifier){&tiny_ops, t->L, NC, 3, side, side, name, "{}", t};
     return &t->base;
+}
+
+static plstm_classifier *tiny_create(const char *name, int side)
+{
+    return tiny_create_k(name, side, 2);
 }
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -170,7 +178,9 @@ static void make_dir(const char *path) { assert_int_equal(mkdir(path, 0777), 0);
 static plstm_status train(fixture *f, const plstm_train_config *c, const char *dir, int resume,
                           int64_t stop_after, plstm_train_result *res)
 {
-    plstm_classifier *m = tiny_create("tiny", 192 / c->downsample);
+    /* 2 class logits, plus the geometry outputs with aux_geometry */
+    const int K = 2 + (c->aux_geometry > 0 ? PLSTM_APE_GEOMETRY_DIM : 0);
+    plstm_classifier *m = tiny_create_k("tiny", 192 / c->downsample, K);
     plstm_train_options o;
     memset(&o, 0, sizeof o);
     o.out_dir = dir, o.resume = resume, o.stop_after = stop_after, o.no_plot = 1;
@@ -182,7 +192,8 @@ static plstm_status train(fixture *f, const plstm_train_config *c, const char *d
 /* Parameters and moments of a checkpoint. */
 static float *load_params(const char *path, const plstm_train_config *c, float **mv)
 {
-    plstm_classifier *m = tiny_create("tiny", 192 / c->downsample);
+    const int K = 2 + (c->aux_geometry > 0 ? PLSTM_APE_GEOMETRY_DIM : 0);
+    plstm_classifier *m = tiny_create_k("tiny", 192 / c->downsample, K);
     const size_t n = plstm_params_size(m->params);
     float *p = tu_calloc(3 * n, sizeof *p);
     plstm_rng r;
@@ -602,6 +613,131 @@ static void test_loader_targets(void **state)
     assert_non_null(strstr(plstm_last_error(), "circle_right"));
 }
 
+/* The "aux_loss" of every train record of a log, in order. */
+static int train_aux_losses(const char *log, double *aux, int cap)
+{
+    FILE *fp = fopen(log, "r");
+    assert_non_null(fp);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, fp)) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        json_t *a = json_object_get(j, "aux_loss");
+        if (a && n < cap)
+            aux[n++] = json_number_value(a);
+        json_decref(j);
+    }
+    fclose(fp);
+    return n;
+}
+
+/* aux_geometry: the loader hands out each sample's geometry, the extra
+ * outputs learn it (the MSE falls), evaluation reads only the 2 class
+ * logits, resume stays bit-exact, and a model without the extra outputs is a
+ * clear error. */
+static void test_aux_geometry(void **state)
+{
+    fixture *f = *state;
+    /* the loader's geometry is plstm_ape_geometry of the sample, for any thread count */
+    plstm_loader_config lc;
+    memset(&lc, 0, sizeof lc);
+    TU_OK(plstm_ape_init(&lc.ds, 43, 192));
+    lc.count = 24, lc.batch = 8, lc.norm = PLSTM_APE_NORM_UNIT, lc.prefetch = 2;
+    lc.geometry = 1;
+    for (int v = 0; v < 3; v++) {
+        lc.downsample = v == 1 ? 1 : 4, lc.threads = v == 2 ? 2 : 0;
+        plstm_loader *ld = NULL;
+        TU_OK(plstm_loader_create(&ld, &lc, 0));
+        assert_null(plstm_loader_geometry(ld));
+        for (int k = 0; k < 3; k++) {
+            const float *px, *geo;
+            const int32_t *lab;
+            int n = 0;
+            TU_OK(plstm_loader_next(ld, &px, &lab, &n));
+            assert_int_equal(n, 8);
+            assert_non_null(geo = plstm_loader_geometry(ld));
+            for (int b = 0; b < n; b++) {
+                plstm_ape_sample s;
+                float want[PLSTM_APE_GEOMETRY_DIM];
+                TU_OK(plstm_ape_sample_params(&lc.ds, (uint64_t)(k * 8 + b), &s));
+                plstm_ape_geometry(&lc.ds, &s, want);
+                const float *g = geo + (size_t)b * PLSTM_APE_GEOMETRY_DIM;
+                assert_memory_equal(g, want, sizeof want);
+                assert_true(fabs(g[0] - (s.arrow_x / 96.0 - 1)) < 1e-6);
+                assert_true(fabs(g[5] * g[5] + g[6] * g[6] - 1) < 1e-5);
+                for (int j = 0; j < PLSTM_APE_GEOMETRY_DIM; j++)
+                    assert_true(fabsf(g[j]) <= 1.0f);
+            }
+        }
+        plstm_loader_destroy(ld);
+    }
+    lc.geometry = 0;
+    plstm_loader *ld = NULL;
+    TU_OK(plstm_loader_create(&ld, &lc, 0));
+    const float *px;
+    const int32_t *lab;
+    int n = 0;
+    TU_OK(plstm_loader_next(ld, &px, &lab, &n));
+    assert_null(plstm_loader_geometry(ld));
+    plstm_loader_destroy(ld);
+
+    /* the model config gets the extra outputs */
+    plstm_train_config c = tiny_config();
+    char *js = NULL;
+    TU_OK(plstm_train_model_json(&c, &js));
+    assert_non_null(strstr(js, "\"num_classes\":2"));
+    free(js);
+    c.aux_geometry = 1;
+    TU_OK(plstm_train_model_json(&c, &js));
+    assert_non_null(strstr(js, "\"num_classes\":9"));
+    free(js);
+
+    /* a run: the geometry error falls; evaluation uses the class logits */
+    c.steps = 60, c.log_every = 10, c.lr = 0.01, c.test_count = -1;
+    const char *a = sub(f, "a"), *b = sub(f, "b");
+    make_dir(a), make_dir(b);
+    plstm_train_result res;
+    TU_OK(train(f, &c, a, 0, 0, &res));
+    char la[128];
+    snprintf(la, sizeof la, "%s/train.jsonl", a);
+    double aux[16];
+    const int na = train_aux_losses(la, aux, 16);
+    assert_int_equal(na, 6);
+    assert_true(aux[0] > 0 && aux[na - 1] < 0.8 * aux[0]);
+    assert_int_equal(res.val.count, 32);
+    assert_true(res.val.acc >= 0 && res.val.acc <= 1 && res.val.loss > 0);
+    /* stopped at 15 and resumed: the same weights and logged aux losses */
+    TU_OK(train(f, &c, b, 0, 15, &res));
+    TU_OK(train(f, &c, b, 1, 0, &res));
+    char pa[128], pb[128], lb[128];
+    snprintf(pa, sizeof pa, "%s/latest.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/latest.safetensors", b);
+    snprintf(lb, sizeof lb, "%s/train.jsonl", b);
+    float *xa = load_params(pa, &c, NULL), *xb = load_params(pb, &c, NULL);
+    assert_memory_equal(xa, xb, (size_t)(9 * NF + 9) * sizeof *xa);
+    free(xa), free(xb);
+    double auxb[16];
+    assert_int_equal(train_aux_losses(lb, auxb, 16), na);
+    for (int i = 0; i < na; i++)
+        assert_true(aux[i] == auxb[i]);
+
+    /* a model with only the class logits */
+    plstm_classifier *m = tiny_create("tiny", 24);
+    plstm_train_options o;
+    memset(&o, 0, sizeof o);
+    o.out_dir = sub(f, "c"), o.no_plot = 1;
+    make_dir(o.out_dir);
+    assert_int_equal(plstm_train_run(f->ctx, m, &c, &o, &res), PLSTM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(plstm_last_error(), "aux_geometry needs a model with 9 outputs"));
+    plstm_classifier_destroy(m);
+    /* the key */
+    TU_OK(plstm_train_config_apply_override(&c, "aux_geometry=0.5"));
+    assert_true(c.aux_geometry == 0.5);
+    assert_int_equal(plstm_train_config_apply_override(&c, "aux_geometry=-1"),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +747,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_resume, setup, teardown),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_loader_threads), cmocka_unit_test(test_loader_targets),
+        cmocka_unit_test_setup_teardown(test_aux_geometry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

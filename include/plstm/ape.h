@@ -94,6 +94,13 @@ typedef enum plstm_ape_target {
 
 /* The label of a sample's parameters for a target. */
 int plstm_ape_target_label(const plstm_ape *ds, const plstm_ape_sample *s, plstm_ape_target t);
+/* A sample's geometry as regression targets of order one: arrow centre
+ * (x, y) and circle centre (x, y) mapped to [-1, 1] across the image,
+ * radius / 30, cos φ and sin φ. What the trainer's auxiliary loss
+ * (aux_geometry) asks the model to read off the image. */
+#define PLSTM_APE_GEOMETRY_DIM 7
+void plstm_ape_geometry(const plstm_ape *ds, const plstm_ape_sample *s,
+                        float g[PLSTM_APE_GEOMETRY_DIM]);
 
 /* Renders sample `index` as 3*size*size floats in the given layout and
  * normalization; its label goes to *label (may be NULL). `scratch` must hold

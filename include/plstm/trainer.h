@@ -55,6 +55,10 @@ typedef struct plstm_train_config {
                                       over d×d blocks: model input = size / d          */
     plstm_ape_norm norm;           /* "imagenet" | "unit"                               */
     plstm_ape_target target;       /* "pointing" (the task) or a diagnostic sub-task    */
+    double aux_geometry;           /* weight of an auxiliary loss (0: off): the model's
+                                      outputs after the 2 class logits regress the
+                                      sample's plstm_ape_geometry (mean squared error);
+                                      only the class logits are evaluated             */
     /* Not part of the run's identity (may change on --resume): */
     int64_t log_every;             /* train record every N steps                       */
     int64_t eval_every;            /* val + val_ext every N steps (0: only at the end)  */
@@ -90,7 +94,8 @@ plstm_status plstm_train_config_check(const plstm_train_config *cfg);
 plstm_status plstm_train_config_to_json(const plstm_train_config *cfg, int identity_only,
                                         char **json);
 /* The model's config: model_config plus image_size [r, r] (r = 192 / downsample),
- * num_channels 3 and num_classes 2 where it does not set them. malloc'd. */
+ * num_channels 3 and num_classes 2 (2 + PLSTM_APE_GEOMETRY_DIM outputs with
+ * aux_geometry) where it does not set them. malloc'd. */
 plstm_status plstm_train_model_json(const plstm_train_config *cfg, char **json);
 /* Model input side of a split: its APE size / downsample. */
 plstm_status plstm_train_split_resolution(const plstm_train_config *cfg, plstm_ape_split split,
@@ -115,6 +120,7 @@ typedef struct plstm_loader_config {
     uint64_t shuffle_seed;
     int threads;         /* 0: render in plstm_loader_next                     */
     int prefetch;        /* ring slots (>= 1)                                   */
+    int geometry;        /* also deliver plstm_ape_geometry of every sample     */
 } plstm_loader_config;
 
 typedef struct plstm_loader plstm_loader;
@@ -129,6 +135,10 @@ plstm_status plstm_loader_next(plstm_loader *ld, const float **pixels, const int
                                int *n);
 /* Model input side (ds.size / downsample). */
 int plstm_loader_side(const plstm_loader *ld);
+/* Geometry [n, PLSTM_APE_GEOMETRY_DIM] of the batch the last plstm_loader_next
+ * handed out (NULL without cfg.geometry or before the first batch); valid as
+ * long as that batch. */
+const float *plstm_loader_geometry(const plstm_loader *ld);
 
 /* ---- training ---------------------------------------------------------------- */
 typedef struct plstm_train_options {

@@ -200,3 +200,16 @@ int plstm_ape_target_label(const plstm_ape *ds, const plstm_ape_sample *s, plstm
         return s->label;
     }
 }
+
+void plstm_ape_geometry(const plstm_ape *ds, const plstm_ape_sample *s,
+                        float g[PLSTM_APE_GEOMETRY_DIM])
+{
+    const double to_unit = 2.0 / ds->size; /* pixel position -> [-1, 1] */
+    g[0] = (float)(s->arrow_x * to_unit - 1.0);
+    g[1] = (float)(s->arrow_y * to_unit - 1.0);
+    g[2] = (float)(s->circle_x * to_unit - 1.0);
+    g[3] = (float)(s->circle_y * to_unit - 1.0);
+    g[4] = (float)(s->radius / 30.0); /* max radius: 0.5..1 */
+    g[5] = (float)cos(s->phi);
+    g[6] = (float)sin(s->phi);
+}

@@ -15,6 +15,7 @@ static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
 typedef struct slot {
     float *pixels;
     int32_t *labels;
+    float *geometry; /* [batch, PLSTM_APE_GEOMETRY_DIM] with cfg.geometry */
     int64_t batch; /* batch held (-1: none) */
     int n;
     plstm_status status;
@@ -80,7 +81,7 @@ static plstm_status sample_index(const plstm_loader *ld, perm_cache *c, int64_t 
 
 /* Renders one image (side x side x 3, channels last) averaging d x d blocks. */
 static plstm_status render_one(const plstm_loader *ld, perm_cache *c, uint64_t index, float *out,
-                               int32_t *label)
+                               int32_t *label, float *geometry)
 {
     const plstm_loader_config *g = &ld->cfg;
     const int d = g->downsample, S = g->ds.size, side = ld->side;
@@ -88,14 +89,18 @@ static plstm_status render_one(const plstm_loader *ld, perm_cache *c, uint64_t i
     if (d == 1) {
         PLSTM_TRY(plstm_ape_render_f32(&g->ds, index, PLSTM_APE_HWC, g->norm, out, label,
                                        c->scratch));
-        if (g->target != PLSTM_APE_TARGET_POINTING) {
+        if (g->target != PLSTM_APE_TARGET_POINTING || geometry) {
             PLSTM_TRY(plstm_ape_sample_params(&g->ds, index, &smp));
             *label = plstm_ape_target_label(&g->ds, &smp, g->target);
+            if (geometry)
+                plstm_ape_geometry(&g->ds, &smp, geometry);
         }
         return PLSTM_OK;
     }
     PLSTM_TRY(plstm_ape_render_u8(&g->ds, index, c->scratch, &smp));
     *label = plstm_ape_target_label(&g->ds, &smp, g->target);
+    if (geometry)
+        plstm_ape_geometry(&g->ds, &smp, geometry);
     const float inv = 1.0f / (255.0f * (float)(d * d));
     for (int y = 0; y < side; y++)
         for (int x = 0; x < side; x++) {
@@ -130,7 +135,9 @@ static plstm_status render_batch(const plstm_loader *ld, perm_cache *c, int64_t 
         uint64_t index = 0;
         PLSTM_TRY(sample_index(ld, c, k, b, &index));
         PLSTM_TRY(render_one(ld, c, index, s->pixels + (size_t)b * ld->image_elems,
-                             s->labels + b));
+                             s->labels + b,
+                             s->geometry ? s->geometry + (size_t)b * PLSTM_APE_GEOMETRY_DIM
+                                         : NULL));
     }
     return PLSTM_OK;
 }
@@ -182,7 +189,7 @@ void plstm_loader_destroy(plstm_loader *ld)
     pthread_mutex_destroy(&ld->mu);
     if (ld->ring)
         for (int i = 0; i < ld->slots; i++)
-            free(ld->ring[i].pixels), free(ld->ring[i].labels);
+            free(ld->ring[i].pixels), free(ld->ring[i].labels), free(ld->ring[i].geometry);
     free(ld->ring);
     cache_free(&ld->sync_cache);
     free(ld);
@@ -228,6 +235,9 @@ plstm_status plstm_loader_create(plstm_loader **out, const plstm_loader_config *
         ld->ring[i].pixels = malloc(ld->image_elems * g->batch * sizeof(float));
         ld->ring[i].labels = malloc((size_t)g->batch * sizeof(int32_t));
         ok = ld->ring[i].pixels && ld->ring[i].labels;
+        if (ok && g->geometry)
+            ok = (ld->ring[i].geometry =
+                      malloc((size_t)g->batch * PLSTM_APE_GEOMETRY_DIM * sizeof(float))) != NULL;
     }
     if (ok && !g->threads)
         ok = (ld->sync_cache.scratch = malloc((size_t)g->ds.size * g->ds.size)) != NULL;
@@ -251,6 +261,13 @@ plstm_status plstm_loader_create(plstm_loader **out, const plstm_loader_config *
 }
 
 int plstm_loader_side(const plstm_loader *ld) { return ld ? ld->side : 0; }
+
+const float *plstm_loader_geometry(const plstm_loader *ld)
+{
+    if (!ld || ld->current < 0)
+        return NULL;
+    return ld->ring[ld->workers ? ld->current % ld->slots : 0].geometry;
+}
 
 plstm_status plstm_loader_next(plstm_loader *ld, const float **pixels, const int32_t **labels,
                                int *n)

@@ -50,6 +50,7 @@ static const key_def keys[] = {
     {"downsample", K_INT, OFF(downsample), 1, 1, 64, NULL},
     {"norm", K_ENUM, OFF(norm), 1, 0, 0, norm_names},
     {"target", K_ENUM, OFF(target), 1, 0, 0, target_names},
+    {"aux_geometry", K_DBL, OFF(aux_geometry), 1, 0, 1e6, NULL},
     {"log_every", K_I64, OFF(log_every), 0, 1, 1e15, NULL},
     {"eval_every", K_I64, OFF(eval_every), 0, 0, 1e15, NULL},
     {"eval_count", K_I64, OFF(eval_count), 0, 0, 1e12, NULL},
@@ -454,7 +455,9 @@ plstm_status plstm_train_model_json(const plstm_train_config *cfg, char **json)
     if (!json_object_get(obj, "num_channels"))
         json_object_set_new(obj, "num_channels", json_integer(3));
     if (!json_object_get(obj, "num_classes"))
-        json_object_set_new(obj, "num_classes", json_integer(2));
+        json_object_set_new(
+            obj, "num_classes",
+            json_integer(2 + (cfg->aux_geometry > 0 ? PLSTM_APE_GEOMETRY_DIM : 0)));
     *json = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(obj);
     return *json ? PLSTM_OK : plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "model config: out of memory");

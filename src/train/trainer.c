@@ -32,14 +32,25 @@ static int file_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-static plstm_status check_model(const plstm_classifier *m)
+/* APE has 2 classes; with aux_geometry the model's outputs after them are
+ * the geometry regression. */
+enum { APE_CLASSES = 2 };
+
+static plstm_status check_model(const plstm_classifier *m, const plstm_train_config *cfg)
 {
     PLSTM_CHECK_ARG(m && m->ops && m->ops->forward && m->ops->backward && m->ops->init &&
                         m->params,
                     "trainer: incomplete classifier");
     PLSTM_CHECK_ARG(m->name && *m->name, "trainer: the classifier has no name");
-    PLSTM_CHECK_ARG(m->num_classes >= 2, "trainer: APE needs >= 2 classes, the model has %d",
-                    m->num_classes);
+    if (cfg->aux_geometry > 0)
+        PLSTM_CHECK_ARG(m->num_classes == APE_CLASSES + PLSTM_APE_GEOMETRY_DIM,
+                        "trainer: aux_geometry needs a model with %d outputs (2 classes + %d "
+                        "geometry values), it has %d",
+                        APE_CLASSES + PLSTM_APE_GEOMETRY_DIM, PLSTM_APE_GEOMETRY_DIM,
+                        m->num_classes);
+    else
+        PLSTM_CHECK_ARG(m->num_classes >= APE_CLASSES,
+                        "trainer: APE needs >= 2 classes, the model has %d", m->num_classes);
     PLSTM_CHECK_ARG(m->channels == 3, "trainer: APE images have 3 channels, the model takes %d",
                     m->channels);
     return PLSTM_OK;
@@ -61,6 +72,22 @@ static plstm_loader_config split_loader(const plstm_train_config *cfg, const pls
     return lc;
 }
 
+/* Number of class logits among the model's K outputs. */
+static int class_count(const plstm_train_config *cfg, int K)
+{
+    return cfg->aux_geometry > 0 ? APE_CLASSES : K;
+}
+
+/* The first C of every row of K outputs, packed (a no-op view when C == K). */
+static const float *class_logits(const float *out, int B, int K, int C, float *packed)
+{
+    if (C == K)
+        return out;
+    for (int b = 0; b < B; b++)
+        memcpy(packed + (size_t)b * C, out + (size_t)b * K, (size_t)C * sizeof *packed);
+    return packed;
+}
+
 /* ---- evaluation --------------------------------------------------------------- */
 plstm_status plstm_train_evaluate(plstm_context *ctx, plstm_classifier *model,
                                   const float *params, const plstm_train_config *cfg,
@@ -68,7 +95,7 @@ plstm_status plstm_train_evaluate(plstm_context *ctx, plstm_classifier *model,
                                   plstm_split_result *res)
 {
     PLSTM_CHECK_ARG(ctx && params && cfg && res, "plstm_train_evaluate: NULL argument");
-    PLSTM_TRY(check_model(model));
+    PLSTM_TRY(check_model(model, cfg));
     PLSTM_CHECK_ARG(count >= 0, "evaluate: negative count");
     plstm_ape_split_info info;
     PLSTM_TRY(plstm_ape_split_get(split, cfg->seed, &info));
@@ -81,10 +108,12 @@ plstm_status plstm_train_evaluate(plstm_context *ctx, plstm_classifier *model,
         lc.prefetch = 2; /* eval batches can be large (384 px) */
     plstm_loader *ld = NULL;
     PLSTM_TRY(plstm_loader_create(&ld, &lc, 0));
-    const int side = plstm_loader_side(ld), C = model->num_classes;
-    float *logits = malloc((size_t)batch * C * sizeof *logits);
-    plstm_status st = logits ? PLSTM_OK
-                             : plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "evaluate: out of memory");
+    const int side = plstm_loader_side(ld), K = model->num_classes, C = class_count(cfg, K);
+    float *logits = malloc((size_t)batch * K * sizeof *logits);
+    float *packed = malloc((size_t)batch * C * sizeof *packed);
+    plstm_status st = logits && packed
+                          ? PLSTM_OK
+                          : plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "evaluate: out of memory");
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     while (st == PLSTM_OK) {
@@ -98,11 +127,13 @@ plstm_status plstm_train_evaluate(plstm_context *ctx, plstm_classifier *model,
         double loss = 0;
         int ok = 0;
         if (st == PLSTM_OK)
-            st = plstm_softmax_xent_forward(ctx, PLSTM_F32, b, C, logits, lab, &loss, &ok);
+            st = plstm_softmax_xent_forward(ctx, PLSTM_F32, b, C,
+                                            class_logits(logits, b, K, C, packed), lab, &loss,
+                                            &ok);
         loss_sum += loss * b, correct += ok, seen += b;
     }
     plstm_loader_destroy(ld);
-    free(logits);
+    free(logits), free(packed);
     if (st != PLSTM_OK)
         return plstm_fail(st, "evaluating %s (%dx%d): %s", info.name, side, side,
                           plstm_last_error());
@@ -114,7 +145,7 @@ plstm_status plstm_train_evaluate(plstm_context *ctx, plstm_classifier *model,
 
 /* ---- the run ------------------------------------------------------------------ */
 typedef struct window {
-    double loss_sum, gnorm_sum, seconds;
+    double loss_sum, aux_sum, gnorm_sum, seconds; /* aux_sum: geometry MSE · images */
     int64_t correct, images, steps;
 } window;
 
@@ -126,6 +157,7 @@ typedef struct run {
     const plstm_params *L;
     size_t n;
     float *params, *grads, *m, *v, *mask, *logits, *dlogits;
+    float *cls, *dcls; /* packed class logits and their gradient (aux_geometry) */
     char *ident;
     int side;
     int64_t step;
@@ -141,8 +173,9 @@ enum { P_LATEST, P_LOG, P_RESULTS, P_PLOT };
 
 static plstm_status extra_json(const run *r, char **out)
 {
-    json_t *o = json_pack("{s:f, s:f, s:f, s:I, s:I, s:I, s:f}", "window_loss_sum",
-                          r->win.loss_sum, "window_gnorm_sum", r->win.gnorm_sum,
+    json_t *o = json_pack("{s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f}", "window_loss_sum",
+                          r->win.loss_sum, "window_aux_sum", r->win.aux_sum,
+                          "window_gnorm_sum", r->win.gnorm_sum,
                           "window_seconds", r->win.seconds, "window_correct",
                           (json_int_t)r->win.correct, "window_images", (json_int_t)r->win.images,
                           "window_steps", (json_int_t)r->win.steps, "train_seconds",
@@ -159,8 +192,10 @@ static void read_extra(run *r, const char *text)
         return;
     json_int_t c = 0, i = 0, s = 0;
     double t = 0, ws = 0;
-    if (!json_unpack(o, "{s:F, s:F, s:F, s:I, s:I, s:I, s:F}", "window_loss_sum",
-                     &r->win.loss_sum, "window_gnorm_sum", &r->win.gnorm_sum, "window_seconds",
+    r->win.aux_sum = 0;
+    if (!json_unpack(o, "{s:F, s?F, s:F, s:F, s:I, s:I, s:I, s:F}", "window_loss_sum",
+                     &r->win.loss_sum, "window_aux_sum", &r->win.aux_sum, "window_gnorm_sum",
+                     &r->win.gnorm_sum, "window_seconds",
                      &ws, "window_correct", &c, "window_images", &i, "window_steps", &s,
                      "train_seconds", &t)) {
         r->win.correct = c, r->win.images = i, r->win.steps = s;
@@ -228,6 +263,8 @@ static plstm_status log_train(run *r, double lr, plstm_train_result *res)
     PLSTM_TRY(plstm_jsonl_add_string(r->log, "split", "train"));
     PLSTM_TRY(plstm_jsonl_add_real(r->log, "loss", loss));
     PLSTM_TRY(plstm_jsonl_add_real(r->log, "acc", acc));
+    if (r->cfg->aux_geometry > 0)
+        PLSTM_TRY(plstm_jsonl_add_real(r->log, "aux_loss", w->aux_sum / (double)w->images));
     PLSTM_TRY(plstm_jsonl_add_real(r->log, "lr", lr));
     PLSTM_TRY(plstm_jsonl_add_real(r->log, "grad_norm", w->gnorm_sum / (double)w->steps));
     PLSTM_TRY(plstm_jsonl_add_real(r->log, "images_per_s",
@@ -239,18 +276,45 @@ static plstm_status log_train(run *r, double lr, plstm_train_result *res)
     return PLSTM_OK;
 }
 
-/* One optimizer update on one batch. */
-static plstm_status train_step(run *r, const float *px, const int32_t *lab, int B, double *loss,
-                               int *correct, double *gnorm, double *lr)
+/* The auxiliary geometry loss w · mean((out[:, C:] − geometry)²) over the
+ * batch's B·G values: returns the mean and writes its gradient into dout's
+ * geometry columns. */
+static double geometry_loss(const float *out, const float *geometry, int B, int K, int C,
+                            double w, float *dout)
+{
+    const int G = K - C;
+    const double scale = 2.0 * w / ((double)B * G);
+    double sum = 0;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < G; j++) {
+            const double d = (double)out[(size_t)b * K + C + j] - geometry[(size_t)b * G + j];
+            sum += d * d;
+            dout[(size_t)b * K + C + j] = (float)(scale * d);
+        }
+    return sum / ((double)B * G);
+}
+
+/* One optimizer update on one batch (geometry: NULL without aux_geometry). */
+static plstm_status train_step(run *r, const float *px, const int32_t *lab, const float *geometry,
+                               int B, double *loss, double *aux, int *correct, double *gnorm,
+                               double *lr)
 {
     const plstm_train_config *c = r->cfg;
-    const int C = r->model->num_classes;
+    const int K = r->model->num_classes, C = class_count(c, K);
     memset(r->grads, 0, r->n * sizeof *r->grads);
     PLSTM_TRY(r->model->ops->forward(r->model, r->ctx, r->params, B, r->side, r->side, px,
                                      r->logits, 1));
-    PLSTM_TRY(plstm_softmax_xent_forward(r->ctx, PLSTM_F32, B, C, r->logits, lab, loss, correct));
-    PLSTM_TRY(plstm_softmax_xent_backward(r->ctx, PLSTM_F32, B, C, r->logits, lab, 1.0,
-                                          r->dlogits));
+    const float *cls = class_logits(r->logits, B, K, C, r->cls);
+    float *dcls = C == K ? r->dlogits : r->dcls;
+    PLSTM_TRY(plstm_softmax_xent_forward(r->ctx, PLSTM_F32, B, C, cls, lab, loss, correct));
+    PLSTM_TRY(plstm_softmax_xent_backward(r->ctx, PLSTM_F32, B, C, cls, lab, 1.0, dcls));
+    *aux = 0;
+    if (C < K) {
+        PLSTM_CHECK_ARG(geometry, "trainer: aux_geometry without geometry from the loader");
+        *aux = geometry_loss(r->logits, geometry, B, K, C, c->aux_geometry, r->dlogits);
+        for (int b = 0; b < B; b++)
+            memcpy(r->dlogits + (size_t)b * K, dcls + (size_t)b * C, (size_t)C * sizeof *dcls);
+    }
     PLSTM_TRY(r->model->ops->backward(r->model, r->ctx, r->params, r->dlogits, r->grads));
     if (c->clip_norm > 0)
         PLSTM_TRY(plstm_grad_clip(r->L, r->grads, r->n, c->clip_norm, gnorm));
@@ -312,7 +376,10 @@ static plstm_status allocate(run *r)
     r->mask = calloc(n, sizeof(float));
     r->logits = calloc(B * C, sizeof(float));
     r->dlogits = calloc(B * C, sizeof(float));
-    if (!r->params || !r->grads || !r->m || !r->v || !r->mask || !r->logits || !r->dlogits)
+    r->cls = calloc(B * APE_CLASSES, sizeof(float));
+    r->dcls = calloc(B * APE_CLASSES, sizeof(float));
+    if (!r->params || !r->grads || !r->m || !r->v || !r->mask || !r->logits || !r->dlogits ||
+        !r->cls || !r->dcls)
         return plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "trainer: out of memory for %zu parameters",
                           n);
     return plstm_adamw_decay_mask(r->L, r->mask);
@@ -321,7 +388,7 @@ static plstm_status allocate(run *r)
 static void release(run *r)
 {
     free(r->params), free(r->grads), free(r->m), free(r->v), free(r->mask);
-    free(r->logits), free(r->dlogits), free(r->ident);
+    free(r->logits), free(r->dlogits), free(r->cls), free(r->dcls), free(r->ident);
     plstm_progress_destroy(r->pb);
     plstm_jsonl_close(r->log);
 }
@@ -333,7 +400,7 @@ static plstm_status prepare(run *r)
     PLSTM_CHECK_ARG(plstm_context_backend(r->ctx) == PLSTM_BACKEND_CPU,
                     "trainer: needs a CPU context (buffers are host memory)");
     PLSTM_TRY(plstm_train_config_check(cfg));
-    PLSTM_TRY(check_model(r->model));
+    PLSTM_TRY(check_model(r->model, cfg));
     PLSTM_TRY(plstm_train_split_resolution(cfg, PLSTM_APE_TRAIN, &r->side));
     PLSTM_CHECK_ARG(r->model->train_height == r->side && r->model->train_width == r->side,
                     "trainer: the model trains at %dx%d but the data gives %dx%d images "
@@ -404,6 +471,7 @@ static plstm_status train_loop(run *r, plstm_train_result *res)
     PLSTM_TRY(plstm_ape_init_split(&ds, PLSTM_APE_TRAIN, c->seed));
     lc = split_loader(c, &ds, c->train_size, c->batch_size);
     lc.repeat = 1, lc.shuffle = 1, lc.shuffle_seed = r->data_rng.key;
+    lc.geometry = c->aux_geometry > 0;
     plstm_loader *ld = NULL;
     PLSTM_TRY(plstm_loader_create(&ld, &lc, r->step));
     plstm_status st = PLSTM_OK;
@@ -414,16 +482,18 @@ static plstm_status train_loop(run *r, plstm_train_result *res)
         int B;
         if ((st = plstm_loader_next(ld, &px, &lab, &B)) != PLSTM_OK)
             break;
-        double loss, gnorm, lr;
+        double loss = 0, aux = 0, gnorm = 0, lr = 0;
         int correct;
-        if ((st = train_step(r, px, lab, B, &loss, &correct, &gnorm, &lr)) != PLSTM_OK) {
+        if ((st = train_step(r, px, lab, plstm_loader_geometry(ld), B, &loss, &aux, &correct,
+                             &gnorm, &lr)) != PLSTM_OK) {
             st = plstm_fail(st, "step %lld: %s", (long long)r->step, plstm_last_error());
             break;
         }
         r->step++;
         const double t1 = now_s();
         r->win.seconds += t1 - t0, r->train_seconds += t1 - t0;
-        r->win.loss_sum += loss * B, r->win.correct += correct, r->win.images += B;
+        r->win.loss_sum += loss * B, r->win.aux_sum += aux * B;
+        r->win.correct += correct, r->win.images += B;
         r->win.gnorm_sum += gnorm, r->win.steps++;
         plstm_progress_update(r->pb, r->step, r->win.loss_sum / (double)r->win.images,
                               (double)r->win.correct / (double)r->win.images,
