@@ -89,6 +89,14 @@ static void assert_config_equal(const plstm_vit_config *a, const plstm_vit_confi
     assert_int_equal(a->projection_scaling, b->projection_scaling);
     assert_int_equal(a->projection_round, b->projection_round);
     assert_true(a->norm_eps == b->norm_eps);
+    assert_int_equal(a->stem_stages, b->stem_stages);
+    for (int i = 0; i < a->stem_stages; i++) {
+        assert_int_equal(a->stem_channels[i], b->stem_channels[i]);
+        assert_int_equal(a->stem_strides[i] ? a->stem_strides[i] : 2,
+                         b->stem_strides[i] ? b->stem_strides[i] : 2);
+    }
+    assert_int_equal(a->stem_kernel, b->stem_kernel);
+    assert_int_equal(a->stem_norm, b->stem_norm);
 }
 
 /* ---- TransformerBlock --------------------------------------------------- */
@@ -184,7 +192,10 @@ static double vit_loss(void *u)
     return dot(c->logits, c->r, (size_t)c->B * c->classes);
 }
 
-static void vit_fd_at(int H, int W, int all_params)
+/* stem: 0 none; 1 a full-resolution 3×3 stage then a stride-2 one with
+ * instance norm (then a 2×2 patch embedding: 4 / 2); 2 two
+ * stride-2 RMS-normed 2×2 stages (1×1 patch embedding). */
+static void vit_fd_at(int H, int W, int all_params, int stem)
 {
     plstm_context *ctx;
     TU_OK(make_ctx(&ctx));
@@ -195,6 +206,11 @@ static void vit_fd_at(int H, int W, int all_params)
     assert_int_equal(cfg.depth, 2);
     assert_int_equal(cfg.patch_size, 4);
     assert_int_equal(cfg.image_size[0], 16);
+    if (stem) {
+        cfg.stem_stages = 2, cfg.stem_channels[0] = 3, cfg.stem_channels[1] = 4;
+        if (stem == 1)
+            cfg.stem_strides[0] = 1, cfg.stem_kernel = 3, cfg.stem_norm = PLSTM_STEM_NORM_INSTANCE;
+    }
     vit_case c = {.ctx = ctx, .B = 2, .classes = cfg.num_classes};
     TU_OK(plstm_vit_model_create(&c.m, &cfg));
     TU_OK(plstm_vit_workspace_create(&c.ws, c.m, PLSTM_F64, c.B, H, W, 1));
@@ -213,7 +229,7 @@ static void vit_fd_at(int H, int W, int all_params)
     vit_loss(&c);
     TU_OK(plstm_vit_backward(ctx, c.m, c.ws, c.params, c.B, c.pixels, c.r, dpix, grads));
     char what[64];
-    snprintf(what, sizeof what, "vit %dx%d", H, W);
+    snprintf(what, sizeof what, "vit %dx%d stem %d", H, W, stem);
     if (all_params) {
         fd_check_params(vit_loss, &c, layout, c.params, grads, 1e-6, what);
         TU_ASSERT_CLOSE(fd_err(vit_loss, &c, c.pixels, 0, npix, dpix), 1e-6, "vit: dpixels");
@@ -239,7 +255,9 @@ static void vit_fd_at(int H, int W, int all_params)
 static void test_vit_fd(void **state)
 {
     (void)state;
-    vit_fd_at(16, 16, 1);
+    vit_fd_at(16, 16, 1, 0);
+    vit_fd_at(16, 16, 1, 1);
+    vit_fd_at(16, 16, 1, 2);
 }
 
 /* At another resolution the position embedding goes through resize (and its
@@ -247,7 +265,8 @@ static void test_vit_fd(void **state)
 static void test_vit_fd_other_resolution(void **state)
 {
     (void)state;
-    vit_fd_at(24, 20, 0);
+    vit_fd_at(24, 20, 0, 0);
+    vit_fd_at(24, 20, 0, 1);
 }
 
 /* Evaluating at 32×24 equals a model built for 32×24 whose position
@@ -379,6 +398,36 @@ static void test_config(void **state)
                      PLSTM_ERR_INVALID_ARGUMENT);
     assert_int_equal(plstm_vit_config_from_json("{\"pos_resize\": \"cubic\"}", NULL, &d),
                      PLSTM_ERR_INVALID_ARGUMENT);
+
+    /* a conv stem: JSON round trip, no stem keys without one, errors */
+    TU_OK(plstm_vit_config_to_json(&b, &js));
+    assert_null(strstr(js, "stem"));
+    free(js);
+    TU_OK(plstm_vit_config_from_json(
+        "{\"preset\": \"vit-tiny\", \"stem_channels\": [4, 8], \"stem_strides\": [1], "
+        "\"stem_kernel\": 3, \"stem_norm\": \"instance\"}",
+        NULL, &d));
+    assert_int_equal(d.stem_stages, 2);
+    assert_int_equal(d.stem_strides[0], 1);
+    assert_int_equal(d.stem_norm, PLSTM_STEM_NORM_INSTANCE);
+    TU_OK(plstm_vit_config_to_json(&d, &js));
+    assert_non_null(strstr(js, "\"stem_strides\":[1,2]"));
+    plstm_vit_config e;
+    TU_OK(plstm_vit_config_from_json(js, NULL, &e));
+    free(js);
+    assert_config_equal(&d, &e);
+    assert_int_equal(plstm_vit_config_from_json(
+                         "{\"preset\": \"vit-tiny\", \"stem_channels\": [4], \"stem_strides\": [1]}",
+                         NULL, &d),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(plstm_last_error(), "odd stem_kernel"));
+    assert_int_equal(plstm_vit_config_from_json(
+                         "{\"preset\": \"vit-tiny\", \"stem_channels\": [4, 4, 4]}", NULL, &d),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(plstm_last_error(), "multiple of 8"));
+    assert_int_equal(plstm_vit_config_from_json("{\"stem_norm\": \"batch\"}", NULL, &d),
+                     PLSTM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(plstm_last_error(), "stem_norm"));
 }
 
 /* Parameter count of vit-ape from the spec's shapes; weight decay flags. */

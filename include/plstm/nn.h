@@ -78,6 +78,17 @@ plstm_status plstm_instance_norm_backward(plstm_context *ctx, plstm_dtype dtype,
                                           int C, double eps, const void *x, const void *gamma,
                                           const void *dy, void *dx, void *dgamma, void *dbeta);
 
+/* Normalization of a vision model's conv-stem stage (plstm_vision_config,
+ * plstm_vit_config): RMSNorm over each pixel's
+ * channels with a scale (stem.i.norm.scale), or instance norm of each
+ * channel over the image's pixels with a scale and a bias (stem.i.norm.scale,
+ * stem.i.norm.bias), which makes the thin lines of sparse images like APE's
+ * stand out at any contrast. */
+typedef enum plstm_vision_stem_norm {
+    PLSTM_STEM_NORM_RMS = 0,
+    PLSTM_STEM_NORM_INSTANCE
+} plstm_vision_stem_norm;
+
 /* ---- Activations, elementwise over `count` values; y may equal x (in place),
  * dx may equal dy. ---- */
 typedef enum plstm_activation {

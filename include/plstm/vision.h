@@ -101,16 +101,6 @@ plstm_status plstm_postup_backward_timed(plstm_context *ctx, const plstm_postup 
 /* Model configuration                                                      */
 /* ======================================================================== */
 
-/* Normalization of a stem stage's conv output: RMSNorm over each pixel's
- * channels with a scale (stem.i.norm.scale), or instance norm of each
- * channel over the image's pixels with a scale and a bias (stem.i.norm.scale,
- * stem.i.norm.bias), which makes the thin lines of sparse images like APE's
- * stand out at any contrast. */
-typedef enum plstm_vision_stem_norm {
-    PLSTM_STEM_NORM_RMS = 0,
-    PLSTM_STEM_NORM_INSTANCE
-} plstm_vision_stem_norm;
-
 typedef struct plstm_vision_config {
     int dim, num_heads, num_blocks;  /* num_blocks pairs (block0, block1)          */
     int patch_size, stride;          /* stride 0: = patch_size                      */

@@ -16,6 +16,9 @@
  * T = 1 + X·Y, token 0 the CLS token, token 1 + x·Y + y the patch at patch row
  * x, column y. Parameter names (PyTorch state_dict style of the reference
  * torch pLSTMVisionModel / TransformerBlock):
+ *   stem.<i>.{weight [c_i, c_(i-1), k, k], bias, norm.scale, norm.bias} (stem;
+ *     norm.bias with instance norm), then C = the stem's channels and
+ *     p = patch_size / (product of the stem strides)
  *   patch_embed.proj.weight [dim, C, p, p], patch_embed.proj.bias [dim]
  *   cls_token [dim, 1]
  *   pos_embed.embed [1, X0, Y0, dim]                          (use_pos_embed)
@@ -112,6 +115,13 @@ typedef struct plstm_vit_config {
     plstm_activation mlp_activation; /* GELU (exact) or GELU_TANH                   */
     int projection_scaling, projection_round; /* 4, 64                              */
     double norm_eps;                 /* 1e-5                                        */
+    /* Optional convolutional patch stem, as in plstm_vision_config (not in the
+     * paper): 0 stages = the linear patch embedding. */
+    int stem_stages;                 /* 0..4                                        */
+    int stem_channels[4];
+    int stem_strides[4];             /* 1 or 2 (0 = 2)                              */
+    int stem_kernel;                 /* 0 (= 2) or 2..16, odd for a stride-1 stage  */
+    plstm_vision_stem_norm stem_norm;
 } plstm_vit_config;
 
 /* The vit-ape preset. */
@@ -134,7 +144,8 @@ plstm_status plstm_vit_config_check(const plstm_vit_config *cfg);
  * dim, num_heads, depth, patch_size, image_size [H,W], num_channels,
  * num_classes, layerscale_init, use_pos_embed, pos_resize "torch"|"jax",
  * mlp_activation "gelu"|"gelu_tanh", projection_scaling, projection_round,
- * norm_eps. */
+ * norm_eps, and with a stem stem_channels [c, ...], stem_strides [s, ...],
+ * stem_kernel, stem_norm "rms"|"instance". */
 plstm_status plstm_vit_config_to_json(const plstm_vit_config *cfg, char **json);
 /* An optional "preset" applied first, then any fields above; `base` (may be
  * NULL: the default) is the start without a preset. Unknown keys, wrong types

@@ -2,6 +2,7 @@
  * APE model and its ablations) and the JSON form (jansson). */
 #include "plstm/vision.h"
 #include "core/status_internal.h"
+#include "layers/conv_stem.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -152,38 +153,9 @@ plstm_status plstm_vision_config_check(const plstm_vision_config *c)
                         c->algo == PLSTM_ALGO_PARALLEL,
                     "vision config: unknown algo");
     PLSTM_CHECK_ARG(c->pos_embed_init_std >= 0, "vision config: pos_embed_init_std must be >= 0");
-    PLSTM_CHECK_ARG(c->stem_stages >= 0 && c->stem_stages <= PLSTM_VISION_MAX_STEM,
-                    "vision config: stem_stages %d out of range 0..%d", c->stem_stages,
-                    PLSTM_VISION_MAX_STEM);
-    for (int i = c->stem_stages; i < PLSTM_VISION_MAX_STEM; i++)
-        PLSTM_CHECK_ARG(c->stem_strides[i] == 0,
-                        "vision config: stem_strides has more entries than stem_channels (%d)",
-                        c->stem_stages);
-    PLSTM_CHECK_ARG(c->stem_norm == PLSTM_STEM_NORM_RMS || c->stem_norm == PLSTM_STEM_NORM_INSTANCE,
-                    "vision config: unknown stem_norm");
-    if (c->stem_stages) {
-        PLSTM_CHECK_ARG(c->stem_kernel == 0 || (c->stem_kernel >= 2 && c->stem_kernel <= 16),
-                        "vision config: stem_kernel %d must be 0 (= 2) or in 2..16",
-                        c->stem_kernel);
-        int f = 1;
-        for (int i = 0; i < c->stem_stages; i++) {
-            PLSTM_CHECK_ARG(c->stem_channels[i] >= 1 && c->stem_channels[i] <= 65536,
-                            "vision config: stem_channels[%d] = %d out of range 1..65536", i,
-                            c->stem_channels[i]);
-            const int st = c->stem_strides[i];
-            PLSTM_CHECK_ARG(st == 0 || st == 1 || st == 2,
-                            "vision config: stem_strides[%d] = %d must be 1 or 2", i, st);
-            PLSTM_CHECK_ARG(st != 1 || c->stem_kernel % 2 == 1,
-                            "vision config: a stride-1 stem stage keeps the size only with an "
-                            "odd stem_kernel (got %d)",
-                            c->stem_kernel);
-            f *= st ? st : 2;
-        }
-        PLSTM_CHECK_ARG(c->patch_size % f == 0 && (!c->stride || c->stride == c->patch_size),
-                        "vision config: a stem with strides multiplying to %d needs "
-                        "non-overlapping patches whose size %d is a multiple of %d",
-                        f, c->patch_size, f);
-    }
+    PLSTM_TRY(conv_stem_check("vision config", c->stem_stages, c->stem_channels,
+                              c->stem_strides, c->stem_kernel, c->stem_norm, c->patch_size,
+                              c->stride));
     return PLSTM_OK;
 }
 

@@ -5,6 +5,7 @@
 #include "plstm/vision.h"
 #include "plstm/train.h"
 #include "core/status_internal.h"
+#include "layers/conv_stem.h"
 
 #include <math.h>
 #include <omp.h>
@@ -17,11 +18,8 @@ struct plstm_vision_model {
     int stride, X0, Y0, Dp, nb; /* nb = 2·num_blocks PostUp blocks */
     plstm_postup *blocks;
     size_t pe_w, pe_b, pos, norm, head_w, head_b;
-    int ns, pp; /* stem stages; patch size after the stem */
-    int sk, sq; /* stem kernel and its "same" zero padding (sk − 1) / 2 */
-    int st_s[PLSTM_VISION_MAX_STEM]; /* stride of each stem stage (1 or 2) */
-    size_t st_w[PLSTM_VISION_MAX_STEM], st_b[PLSTM_VISION_MAX_STEM], st_g[PLSTM_VISION_MAX_STEM];
-    size_t st_nb[PLSTM_VISION_MAX_STEM]; /* instance-norm bias (PLSTM_NO_PARAM with RMS) */
+    conv_stem stem;
+    int pp, shrink; /* patch size after the stem; the stem's size reduction */
 };
 
 static void *at(void *buf, size_t esz, size_t off) { return (char *)buf + off * esz; }
@@ -65,23 +63,8 @@ static plstm_status declare_all(plstm_vision_model *m)
     const plstm_vision_config *c = &m->cfg;
     const int D = c->dim, p = m->pp;
     plstm_params *P = m->p;
-    int cin = c->num_channels;
-    for (int i = 0; i < m->ns; i++) {
-        const int64_t co = c->stem_channels[i], sw[4] = {co, cin, m->sk, m->sk}, sc[1] = {co};
-        char name[64];
-        snprintf(name, sizeof name, "stem.%d.weight", i);
-        PLSTM_TRY(plstm_params_declare(P, name, 4, sw, 0, &m->st_w[i]));
-        snprintf(name, sizeof name, "stem.%d.bias", i);
-        PLSTM_TRY(plstm_params_declare(P, name, 1, sc, PLSTM_PARAM_NO_DECAY, &m->st_b[i]));
-        snprintf(name, sizeof name, "stem.%d.norm.scale", i);
-        PLSTM_TRY(plstm_params_declare(P, name, 1, sc, PLSTM_PARAM_NO_DECAY, &m->st_g[i]));
-        m->st_nb[i] = PLSTM_NO_PARAM;
-        if (c->stem_norm == PLSTM_STEM_NORM_INSTANCE) {
-            snprintf(name, sizeof name, "stem.%d.norm.bias", i);
-            PLSTM_TRY(plstm_params_declare(P, name, 1, sc, PLSTM_PARAM_NO_DECAY, &m->st_nb[i]));
-        }
-        cin = (int)co;
-    }
+    PLSTM_TRY(conv_stem_declare(&m->stem, P));
+    const int cin = conv_stem_out_channels(&m->stem);
     const int64_t spw[4] = {D, cin, p, p}, sD[1] = {D};
     PLSTM_TRY(plstm_params_declare(P, "patch_embed.proj.weight", 4, spw, 0, &m->pe_w));
     PLSTM_TRY(plstm_params_declare(P, "patch_embed.proj.bias", 1, sD, PLSTM_PARAM_NO_DECAY,
@@ -119,14 +102,10 @@ plstm_status plstm_vision_model_create(plstm_vision_model **out, const plstm_vis
     m->Y0 = (cfg->image_size[1] - cfg->patch_size) / m->stride + 1;
     m->Dp = plstm_pool_output_dim(cfg->pooling, cfg->dim);
     m->nb = 2 * cfg->num_blocks;
-    m->ns = cfg->stem_stages;
-    m->pp = cfg->patch_size;
-    for (int i = 0; i < m->ns; i++) {
-        m->st_s[i] = cfg->stem_strides[i] ? cfg->stem_strides[i] : 2;
-        m->pp /= m->st_s[i];
-    }
-    m->sk = cfg->stem_kernel ? cfg->stem_kernel : 2;
-    m->sq = (m->sk - 1) / 2;
+    conv_stem_setup(&m->stem, cfg->stem_stages, cfg->stem_channels, cfg->stem_strides,
+                    cfg->stem_kernel, cfg->stem_norm, cfg->norm_eps, cfg->num_channels);
+    m->shrink = conv_stem_shrink(&m->stem);
+    m->pp = cfg->patch_size / m->shrink;
     m->blocks = calloc(m->nb ? (size_t)m->nb : 1, sizeof *m->blocks);
     plstm_status s = m->blocks ? plstm_params_create(&m->p)
                                : plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "cannot allocate blocks");
@@ -207,17 +186,11 @@ plstm_status plstm_vision_model_init(const plstm_vision_model *m, void *params,
                     "plstm_vision_model_init: dtype must be F32 or F64");
     const plstm_vision_config *c = &m->cfg;
     const size_t D = (size_t)c->dim, p = (size_t)m->pp;
-    size_t C = (size_t)c->num_channels;
+    const size_t C = (size_t)conv_stem_out_channels(&m->stem);
     memset(params, 0, plstm_params_size(m->p) * plstm_dtype_size(dtype));
     plstm_rng r;
     plstm_rng_seed(&r, seed, 0x766973696f6eull); /* "vision" stream */
-    for (int i = 0; i < m->ns; i++) { /* a norm follows each conv: its scale is free */
-        const size_t co = (size_t)c->stem_channels[i];
-        const size_t fan = C * (size_t)m->sk * (size_t)m->sk;
-        fill_normal(params, dtype, m->st_w[i], co * fan, 1.0 / sqrt(2.5 * (double)fan), 0, &r);
-        fill_const(params, dtype, m->st_g[i], co, 1.0);
-        C = co;
-    }
+    conv_stem_init(&m->stem, params, dtype, &r);
     fill_normal(params, dtype, m->pe_w, D * C * p * p, 1.0 / sqrt(2.5 * (double)(C * p * p)), 0,
                 &r);
     fill_const(params, dtype, m->pe_b, D, 0.0);
@@ -265,10 +238,7 @@ struct plstm_vision_workspace {
     /* element offsets for Bmax images */
     size_t pe, xs, xs_stride, nxs, acts, acts_stride, z, f, work;
     size_t g0, g1, df, dpe, dpos;
-    /* stem stage i: padded input p (kernel > 2 only), conv output u, normed n,
-     * activation a; gradients ga, gu and gp (of the padded input) */
-    size_t st_p[PLSTM_VISION_MAX_STEM], st_u[PLSTM_VISION_MAX_STEM], st_n[PLSTM_VISION_MAX_STEM];
-    size_t st_a[PLSTM_VISION_MAX_STEM], st_ga[PLSTM_VISION_MAX_STEM], st_gu, st_gp;
+    conv_stem_ws stem;
     int fwd_B; /* batch of the last training forward, 0 if none */
     int timing;
     double sec[PLSTM_VPART_COUNT];
@@ -321,25 +291,7 @@ plstm_status plstm_vision_workspace_create(plstm_vision_workspace **out,
         ws->dpe = o, o += align16((size_t)X * Y * D);
         ws->dpos = o, o += align16((size_t)m->X0 * m->Y0 * D);
     }
-    size_t st_max = 0, pad_max = 0;
-    for (int i = 0, h = H, w = W; i < m->ns; i++) {
-        const int q = m->sq, cin = i ? m->cfg.stem_channels[i - 1] : m->cfg.num_channels;
-        const size_t np =
-            q ? align16((size_t)B * (size_t)(h + 2 * q) * (size_t)(w + 2 * q) * (size_t)cin) : 0;
-        ws->st_p[i] = o, o += np;
-        pad_max = np > pad_max ? np : pad_max;
-        h /= m->st_s[i], w /= m->st_s[i];
-        const size_t n = align16((size_t)B * (size_t)h * (size_t)w *
-                                 (size_t)m->cfg.stem_channels[i]);
-        ws->st_u[i] = o, o += n;
-        ws->st_n[i] = o, o += n;
-        ws->st_a[i] = o, o += n;
-        if (ws->training)
-            ws->st_ga[i] = o, o += n;
-        st_max = n > st_max ? n : st_max;
-    }
-    if (ws->training)
-        ws->st_gu = o, o += st_max, ws->st_gp = o, o += pad_max;
+    o = conv_stem_layout(&m->stem, B, H, W, ws->training, o, &ws->stem);
     ws->total = o;
     const size_t bytes = (o ? o : 1) * ws->esz;
     ws->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
@@ -427,36 +379,12 @@ plstm_status plstm_vision_forward(plstm_context *ctx, const plstm_vision_model *
     ws->fwd_B = 0;
 
     void *x0 = xs_at(ws, 0);
-    const void *in = pixels;
-    int h = ws->H, w = ws->W, cin = c->num_channels;
-    for (int i = 0; i < m->ns; i++) {
-        const int co = c->stem_channels[i];
-        void *u = at(buf, e, ws->st_u[i]), *n = at(buf, e, ws->st_n[i]);
-        void *a = at(buf, e, ws->st_a[i]);
-        const int q = m->sq;
-        if (q) { /* "same" padding: the k×k conv divides the size by its stride */
-            void *pin = at(buf, e, ws->st_p[i]);
-            PLSTM_TRY(plstm_pad2d_forward(ctx, dt, B, h, w, cin, q, in, pin));
-            in = pin;
-        }
-        PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h + 2 * q, w + 2 * q, cin, co, m->sk,
-                                            m->st_s[i], in, cat(params, e, m->st_w[i]),
-                                            cat(params, e, m->st_b[i]), u));
-        h /= m->st_s[i], w /= m->st_s[i], cin = co;
-        if (c->stem_norm == PLSTM_STEM_NORM_INSTANCE)
-            PLSTM_TRY(plstm_instance_norm_forward(ctx, dt, B, h * w, co, c->norm_eps, u,
-                                                  cat(params, e, m->st_g[i]),
-                                                  cat(params, e, m->st_nb[i]), n));
-        else
-            PLSTM_TRY(plstm_norm_forward(ctx, dt, PLSTM_NORM_RMS, B * h * w, co, 1, c->norm_eps,
-                                         u, cat(params, e, m->st_g[i]), NULL, n));
-        PLSTM_TRY(plstm_activation_forward(ctx, dt, PLSTM_ACT_GELU, (size_t)B * h * w * co, n,
-                                           a));
-        in = a;
-    }
-    const int shrink = c->patch_size / m->pp; /* product of the stem strides */
-    PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, h, w, cin, D, m->pp, m->stride / shrink, in,
-                                        cat(params, e, m->pe_w), cat(params, e, m->pe_b), x0));
+    const void *in = NULL;
+    PLSTM_TRY(conv_stem_forward(ctx, &m->stem, &ws->stem, dt, params, buf, B, pixels, &in));
+    PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, ws->H / m->shrink, ws->W / m->shrink,
+                                        conv_stem_out_channels(&m->stem), D, m->pp,
+                                        m->stride / m->shrink, in, cat(params, e, m->pe_w),
+                                        cat(params, e, m->pe_b), x0));
     if (m->pos != PLSTM_NO_PARAM) {
         void *pe = at(buf, e, ws->pe);
         PLSTM_TRY(plstm_vision_pos_embed(ctx, m, dt, params, X, Y, pe));
@@ -549,43 +477,14 @@ plstm_status plstm_vision_backward(plstm_context *ctx, const plstm_vision_model 
         }
     }
     /* the patch embedding, then the stem stages backwards */
-    const int shrink = c->patch_size / m->pp; /* product of the stem strides */
-    int sh = ws->H / shrink, sw = ws->W / shrink;
-    const void *in = m->ns ? at(buf, e, ws->st_a[m->ns - 1]) : pixels;
-    int cin = m->ns ? c->stem_channels[m->ns - 1] : c->num_channels;
-    void *din = m->ns ? at(buf, e, ws->st_ga[m->ns - 1]) : dpixels;
-    PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, sh, sw, cin, D, m->pp, m->stride / shrink, in,
-                                         cat(params, e, m->pe_w), g, din, at(grads, e, m->pe_w),
-                                         at(grads, e, m->pe_b)));
-    for (int i = m->ns - 1; i >= 0; i--) {
-        const int co = c->stem_channels[i];
-        const size_t cnt = (size_t)B * sh * sw * co;
-        void *ga = at(buf, e, ws->st_ga[i]), *gu = at(buf, e, ws->st_gu);
-        PLSTM_TRY(plstm_activation_backward(ctx, dt, PLSTM_ACT_GELU, cnt,
-                                            at(buf, e, ws->st_n[i]), ga, ga));
-        if (c->stem_norm == PLSTM_STEM_NORM_INSTANCE)
-            PLSTM_TRY(plstm_instance_norm_backward(
-                ctx, dt, B, sh * sw, co, c->norm_eps, at(buf, e, ws->st_u[i]),
-                cat(params, e, m->st_g[i]), ga, gu, at(grads, e, m->st_g[i]),
-                at(grads, e, m->st_nb[i])));
-        else
-            PLSTM_TRY(plstm_norm_backward(ctx, dt, PLSTM_NORM_RMS, B * sh * sw, co, 1,
-                                          c->norm_eps, at(buf, e, ws->st_u[i]),
-                                          cat(params, e, m->st_g[i]), ga, gu,
-                                          at(grads, e, m->st_g[i]), NULL));
-        cin = i ? c->stem_channels[i - 1] : c->num_channels;
-        in = i ? at(buf, e, ws->st_a[i - 1]) : pixels;
-        din = i ? at(buf, e, ws->st_ga[i - 1]) : dpixels;
-        sh *= m->st_s[i], sw *= m->st_s[i];
-        const int q = m->sq;
-        void *dconv = q && din ? at(buf, e, ws->st_gp) : din;
-        PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, sh + 2 * q, sw + 2 * q, cin, co, m->sk,
-                                             m->st_s[i], q ? at(buf, e, ws->st_p[i]) : in,
-                                             cat(params, e, m->st_w[i]), gu, dconv,
-                                             at(grads, e, m->st_w[i]), at(grads, e, m->st_b[i])));
-        if (q && din)
-            PLSTM_TRY(plstm_pad2d_backward(ctx, dt, B, sh, sw, cin, q, dconv, din));
-    }
+    const void *sin = conv_stem_output(&m->stem, &ws->stem, dt, buf, pixels);
+    PLSTM_TRY(plstm_patch_embed_backward(
+        ctx, dt, B, ws->H / m->shrink, ws->W / m->shrink, conv_stem_out_channels(&m->stem), D,
+        m->pp, m->stride / m->shrink, sin, cat(params, e, m->pe_w), g,
+        conv_stem_output_grad(&m->stem, &ws->stem, dt, buf, dpixels), at(grads, e, m->pe_w),
+        at(grads, e, m->pe_b)));
+    PLSTM_TRY(conv_stem_backward(ctx, &m->stem, &ws->stem, dt, params, buf, B, pixels, dpixels,
+                                 grads));
     lap(ws, PLSTM_VPART_EMBED, &t0);
     return PLSTM_OK;
 }

@@ -7,6 +7,7 @@
 #include "plstm/vit.h"
 #include "plstm/train.h"
 #include "core/status_internal.h"
+#include "layers/conv_stem.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -100,7 +101,14 @@ plstm_status plstm_vit_config_check(const plstm_vit_config *c)
                     "ViT config: projection_scaling %d (1..64) / projection_round %d (1..4096)",
                     c->projection_scaling, c->projection_round);
     PLSTM_CHECK_ARG(c->norm_eps > 0 && isfinite(c->norm_eps), "ViT config: norm_eps must be > 0");
-    return PLSTM_OK;
+    return conv_stem_check("ViT config", c->stem_stages, c->stem_channels, c->stem_strides,
+                           c->stem_kernel, c->stem_norm, c->patch_size, 0);
+}
+
+static conv_stem_fields stem_fields(plstm_vit_config *c)
+{
+    return (conv_stem_fields){&c->stem_stages, c->stem_channels, c->stem_strides, &c->stem_kernel,
+                              &c->stem_norm};
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -147,6 +155,9 @@ plstm_status plstm_vit_config_to_json(const plstm_vit_config *c, char **json)
                       : c->mlp_activation == PLSTM_ACT_SILU    ? "silu"
                                                                 : "gelu";
     json_object_set_new(o, "mlp_activation", json_string(act));
+    plstm_vit_config cc = *c;
+    const conv_stem_fields sf = stem_fields(&cc);
+    conv_stem_json_put(&sf, o);
     *json = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!*json)
@@ -156,6 +167,10 @@ plstm_status plstm_vit_config_to_json(const plstm_vit_config *c, char **json)
 
 static plstm_status set_field(plstm_vit_config *c, const char *key, json_t *v)
 {
+    const conv_stem_fields sf = stem_fields(c);
+    plstm_status st = PLSTM_OK;
+    if (conv_stem_json_set("ViT config", &sf, key, v, &st))
+        return st;
     for (size_t i = 0; i < NFIELDS(int_fields); i++) {
         if (strcmp(key, int_fields[i].key))
             continue;
@@ -263,15 +278,19 @@ struct plstm_vit_model {
     int X0, Y0;
     plstm_transformer_block *blocks;
     size_t pe_w, pe_b, cls, pos, norm, head_w, head_b;
+    conv_stem stem;
+    int pp, shrink; /* patch size after the stem; the stem's size reduction */
 };
 
 static plstm_status declare_all(plstm_vit_model *m)
 {
     const plstm_vit_config *c = &m->cfg;
-    const int D = c->dim, p = c->patch_size;
+    const int D = c->dim, p = m->pp;
     plstm_params *P = m->p;
     const unsigned ND = PLSTM_PARAM_NO_DECAY;
-    const int64_t spw[4] = {D, c->num_channels, p, p}, sD[1] = {D}, scls[2] = {D, 1};
+    PLSTM_TRY(conv_stem_declare(&m->stem, P));
+    const int64_t spw[4] = {D, conv_stem_out_channels(&m->stem), p, p}, sD[1] = {D},
+                  scls[2] = {D, 1};
     PLSTM_TRY(plstm_params_declare(P, "patch_embed.proj.weight", 4, spw, 0, &m->pe_w));
     PLSTM_TRY(plstm_params_declare(P, "patch_embed.proj.bias", 1, sD, ND, &m->pe_b));
     PLSTM_TRY(plstm_params_declare(P, "cls_token", 2, scls, ND, &m->cls));
@@ -309,6 +328,10 @@ plstm_status plstm_vit_model_create(plstm_vit_model **out, const plstm_vit_confi
     m->cfg = *cfg;
     m->X0 = cfg->image_size[0] / cfg->patch_size;
     m->Y0 = cfg->image_size[1] / cfg->patch_size;
+    conv_stem_setup(&m->stem, cfg->stem_stages, cfg->stem_channels, cfg->stem_strides,
+                    cfg->stem_kernel, cfg->stem_norm, cfg->norm_eps, cfg->num_channels);
+    m->shrink = conv_stem_shrink(&m->stem);
+    m->pp = cfg->patch_size / m->shrink;
     m->blocks = calloc((size_t)cfg->depth, sizeof *m->blocks);
     plstm_status s = m->blocks ? plstm_params_create(&m->p)
                                : plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "cannot allocate ViT blocks");
@@ -379,10 +402,12 @@ plstm_status plstm_vit_model_init(const plstm_vit_model *m, void *params, plstm_
     PLSTM_CHECK_ARG(dtype == PLSTM_F32 || dtype == PLSTM_F64,
                     "plstm_vit_model_init: dtype must be F32 or F64");
     const plstm_vit_config *c = &m->cfg;
-    const size_t D = (size_t)c->dim, p = (size_t)c->patch_size, C = (size_t)c->num_channels;
+    const size_t D = (size_t)c->dim, p = (size_t)m->pp;
+    const size_t C = (size_t)conv_stem_out_channels(&m->stem);
     memset(params, 0, plstm_params_size(m->p) * plstm_dtype_size(dtype));
     plstm_rng r;
     plstm_rng_seed(&r, seed, 0x766974ull); /* "vit" stream */
+    conv_stem_init(&m->stem, params, dtype, &r); /* draws nothing without a stem */
     const double sd = 1.0 / sqrt(2.5 * (double)D);
     fill_normal(params, dtype, m->pe_w, D * C * p * p, 1.0 / sqrt(2.5 * (double)(C * p * p)), &r);
     fill_const(params, dtype, m->pe_b, D, 0.0);
@@ -427,6 +452,7 @@ struct plstm_vit_workspace {
     /* element offsets for Bmax images */
     size_t pe, posr, xs, xs_stride, nxs, acts, acts_stride, f, z, work;
     size_t g0, g1, dz, df, dpe, dposr;
+    conv_stem_ws stem;
     int fwd_B; /* batch of the last training forward, 0 if none */
 };
 
@@ -476,6 +502,7 @@ plstm_status plstm_vit_workspace_create(plstm_vit_workspace **out, const plstm_v
         ws->dpe = o, o += align16(BP);
         ws->dposr = o, o += align16((size_t)m->X0 * m->Y0 * D);
     }
+    o = conv_stem_layout(&m->stem, B, H, W, ws->training, o, &ws->stem);
     ws->total = o;
     const size_t bytes = ((o ? o : 1) * ws->esz + 63) & ~(size_t)63;
     ws->buf = aligned_alloc(64, bytes);
@@ -540,8 +567,10 @@ plstm_status plstm_vit_forward(plstm_context *ctx, const plstm_vit_model *m,
     ws->fwd_B = 0;
 
     void *pe = at(buf, e, ws->pe), *x0 = xs_at(ws, 0);
-    PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, ws->H, ws->W, c->num_channels, D,
-                                        c->patch_size, c->patch_size, pixels,
+    const void *in = NULL;
+    PLSTM_TRY(conv_stem_forward(ctx, &m->stem, &ws->stem, dt, params, buf, B, pixels, &in));
+    PLSTM_TRY(plstm_patch_embed_forward(ctx, dt, B, ws->H / m->shrink, ws->W / m->shrink,
+                                        conv_stem_out_channels(&m->stem), D, m->pp, m->pp, in,
                                         cat(params, e, m->pe_w), cat(params, e, m->pe_b), pe));
     if (m->pos != (size_t)-1) {
         const void *pos = cat(params, e, m->pos);
@@ -628,11 +657,13 @@ plstm_status plstm_vit_backward(plstm_context *ctx, const plstm_vit_model *m,
                                  at(grads, e, m->pos)));
         }
     }
-    PLSTM_TRY(plstm_patch_embed_backward(ctx, dt, B, ws->H, ws->W, c->num_channels, D,
-                                         c->patch_size, c->patch_size, pixels,
-                                         cat(params, e, m->pe_w), dpe, dpixels,
-                                         at(grads, e, m->pe_w), at(grads, e, m->pe_b)));
-    return PLSTM_OK;
+    PLSTM_TRY(plstm_patch_embed_backward(
+        ctx, dt, B, ws->H / m->shrink, ws->W / m->shrink, conv_stem_out_channels(&m->stem), D,
+        m->pp, m->pp, conv_stem_output(&m->stem, &ws->stem, dt, buf, pixels),
+        cat(params, e, m->pe_w), dpe, conv_stem_output_grad(&m->stem, &ws->stem, dt, buf, dpixels),
+        at(grads, e, m->pe_w), at(grads, e, m->pe_b)));
+    return conv_stem_backward(ctx, &m->stem, &ws->stem, dt, params, buf, B, pixels, dpixels,
+                              grads);
 }
 
 /* ======================================================================== */
