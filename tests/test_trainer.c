@@ -205,8 +205,8 @@ static float *load_params(const char *path, const plstm_train_config *c, float *
     return p;
 }
 
-/* The "loss" of every train record of a log, in order. */
-static int train_losses(const char *log, double *loss, int cap)
+/* Value `key` of every train record of a log that has it, in order. */
+static int train_values(const char *log, const char *key, double *out, int cap)
 {
     FILE *fp = fopen(log, "r");
     assert_non_null(fp);
@@ -216,8 +216,9 @@ static int train_losses(const char *log, double *loss, int cap)
         json_t *j = json_loads(line, 0, NULL);
         assert_non_null(j);
         const char *split = json_string_value(json_object_get(j, "split"));
-        if (split && !strcmp(split, "train") && n < cap)
-            loss[n++] = json_number_value(json_object_get(j, "loss"));
+        json_t *v = json_object_get(j, key);
+        if (split && !strcmp(split, "train") && v && n < cap)
+            out[n++] = json_number_value(v);
         json_decref(j);
     }
     fclose(fp);
@@ -247,7 +248,7 @@ static void test_loss_goes_down(void **state)
     assert_int_equal(res.step, c.steps);
     assert_true(res.finished);
     double loss[64];
-    const int n = train_losses(sub(f, "train.jsonl"), loss, 64);
+    const int n = train_values(sub(f, "train.jsonl"), "loss", loss, 64);
     assert_int_equal(n, (int)(c.steps / c.log_every));
     /* The first window is near chance; the 64 images get memorized. */
     assert_true(loss[0] > 0.5);
@@ -308,7 +309,7 @@ static void test_resume_bit_exact(void **state)
     snprintf(la, sizeof la, "%s/train.jsonl", a);
     snprintf(lb, sizeof lb, "%s/train.jsonl", b);
     double lossa[16], lossb[16];
-    const int na = train_losses(la, lossa, 16), nb = train_losses(lb, lossb, 16);
+    const int na = train_values(la, "loss", lossa, 16), nb = train_values(lb, "loss", lossb, 16);
     assert_int_equal(na, nb);
     assert_memory_equal(lossa, lossb, (size_t)na * sizeof *lossa);
 }
@@ -613,25 +614,6 @@ static void test_loader_targets(void **state)
     assert_non_null(strstr(plstm_last_error(), "circle_right"));
 }
 
-/* The "aux_loss" of every train record of a log, in order. */
-static int train_aux_losses(const char *log, double *aux, int cap)
-{
-    FILE *fp = fopen(log, "r");
-    assert_non_null(fp);
-    char line[4096];
-    int n = 0;
-    while (fgets(line, sizeof line, fp)) {
-        json_t *j = json_loads(line, 0, NULL);
-        assert_non_null(j);
-        json_t *a = json_object_get(j, "aux_loss");
-        if (a && n < cap)
-            aux[n++] = json_number_value(a);
-        json_decref(j);
-    }
-    fclose(fp);
-    return n;
-}
-
 /* aux_geometry: the loader hands out each sample's geometry, the extra
  * outputs learn it (the MSE falls), evaluation reads only the 2 class
  * logits, resume stays bit-exact, and a model without the extra outputs is a
@@ -702,7 +684,7 @@ static void test_aux_geometry(void **state)
     char la[128];
     snprintf(la, sizeof la, "%s/train.jsonl", a);
     double aux[16];
-    const int na = train_aux_losses(la, aux, 16);
+    const int na = train_values(la, "aux_loss", aux, 16);
     assert_int_equal(na, 6);
     assert_true(aux[0] > 0 && aux[na - 1] < 0.8 * aux[0]);
     assert_int_equal(res.val.count, 32);
@@ -718,7 +700,7 @@ static void test_aux_geometry(void **state)
     assert_memory_equal(xa, xb, (size_t)(9 * NF + 9) * sizeof *xa);
     free(xa), free(xb);
     double auxb[16];
-    assert_int_equal(train_aux_losses(lb, auxb, 16), na);
+    assert_int_equal(train_values(lb, "aux_loss", auxb, 16), na);
     for (int i = 0; i < na; i++)
         assert_true(aux[i] == auxb[i]);
 

@@ -179,9 +179,6 @@ static const named algo_names[] = {{"auto", PLSTM_ALGO_AUTO},
                                    {"parallel", PLSTM_ALGO_PARALLEL},
                                    {0, 0}};
 
-static const named stem_norm_names[] = {
-    {"rms", PLSTM_STEM_NORM_RMS}, {"instance", PLSTM_STEM_NORM_INSTANCE}, {NULL, 0}};
-
 static const char *name_of(const named *t, int v)
 {
     for (; t->name; t++)
@@ -190,20 +187,17 @@ static const char *name_of(const named *t, int v)
     return "?";
 }
 
-typedef enum ftype { F_INT, F_BOOL, F_REAL, F_ENUM, F_MODE, F_SIZE, F_STEM, F_STRIDES } ftype;
+typedef enum ftype { F_INT, F_BOOL, F_REAL, F_ENUM, F_MODE, F_SIZE } ftype;
 
 typedef struct field {
     const char *key;
     ftype type;
     size_t off;
     const named *names; /* F_ENUM */
-    int stem_only;      /* written to JSON only with a stem (older configs stay unchanged) */
 } field;
 
-#define FLD(k, t, m) {k, t, offsetof(plstm_vision_config, m), NULL, 0}
-#define STEMF(k, t, m) {k, t, offsetof(plstm_vision_config, m), NULL, 1}
-#define ENUMF(k, m, tbl) {k, F_ENUM, offsetof(plstm_vision_config, m), tbl, 0}
-#define STEM_ENUMF(k, m, tbl) {k, F_ENUM, offsetof(plstm_vision_config, m), tbl, 1}
+#define FLD(k, t, m) {k, t, offsetof(plstm_vision_config, m), NULL}
+#define ENUMF(k, m, tbl) {k, F_ENUM, offsetof(plstm_vision_config, m), tbl}
 
 static const field fields[] = {
     FLD("dim", F_INT, dim),
@@ -235,11 +229,15 @@ static const field fields[] = {
     FLD("mark_bias_init", F_REAL, mark_bias_init),
     FLD("direct_bias_init", F_REAL, direct_bias_init),
     FLD("pos_embed_init_std", F_REAL, pos_embed_init_std),
-    STEMF("stem_channels", F_STEM, stem_channels),
-    STEMF("stem_strides", F_STRIDES, stem_strides),
-    STEM_ENUMF("stem_norm", stem_norm, stem_norm_names),
-    STEMF("stem_kernel", F_INT, stem_kernel),
 };
+/* The stem's keys (stem_channels, stem_strides, stem_kernel, stem_norm) are
+ * read and written by the stem shared with the ViT (conv_stem.h), and only
+ * written when there is a stem. */
+static conv_stem_fields stem_fields(plstm_vision_config *c)
+{
+    return (conv_stem_fields){&c->stem_stages, c->stem_channels, c->stem_strides, &c->stem_kernel,
+                              &c->stem_norm};
+}
 enum { NFIELDS = sizeof fields / sizeof fields[0] };
 
 /* Every enum field is stored as an int-sized enum. */
@@ -311,30 +309,6 @@ static plstm_status set_field(plstm_vision_config *c, const field *f, json_t *v)
                               "vision config: '%s' must be [H, W] or one integer", f->key);
         PLSTM_TRY(int_value(json_array_get(v, 0), f->key, &c->image_size[0]));
         return int_value(json_array_get(v, 1), f->key, &c->image_size[1]);
-    case F_STEM: {
-        const size_t n = json_is_array(v) ? json_array_size(v) : (size_t)-1;
-        if (n > PLSTM_VISION_MAX_STEM)
-            return plstm_fail(PLSTM_ERR_INVALID_ARGUMENT,
-                              "vision config: 'stem_channels' must be an array of at most %d "
-                              "integers",
-                              PLSTM_VISION_MAX_STEM);
-        for (size_t i = 0; i < n; i++)
-            PLSTM_TRY(int_value(json_array_get(v, i), f->key, &c->stem_channels[i]));
-        c->stem_stages = (int)n;
-        return PLSTM_OK;
-    }
-    case F_STRIDES: {
-        const size_t n = json_is_array(v) ? json_array_size(v) : (size_t)-1;
-        if (n > PLSTM_VISION_MAX_STEM)
-            return plstm_fail(PLSTM_ERR_INVALID_ARGUMENT,
-                              "vision config: 'stem_strides' must be an array of at most %d "
-                              "integers",
-                              PLSTM_VISION_MAX_STEM);
-        memset(c->stem_strides, 0, sizeof c->stem_strides);
-        for (size_t i = 0; i < n; i++)
-            PLSTM_TRY(int_value(json_array_get(v, i), f->key, &c->stem_strides[i]));
-        return PLSTM_OK;
-    }
     }
     return PLSTM_OK;
 }
@@ -358,6 +332,12 @@ static plstm_status from_object(json_t *root, const plstm_vision_config *base,
     {
         if (!strcmp(key, "preset"))
             continue;
+        const conv_stem_fields sf = stem_fields(&c);
+        plstm_status st = PLSTM_OK;
+        if (conv_stem_json_set("vision config", &sf, key, v, &st)) {
+            PLSTM_TRY(st);
+            continue;
+        }
         const char *k = !strcmp(key, "resolution") ? "image_size" : key;
         int i = 0;
         while (i < NFIELDS && strcmp(fields[i].key, k))
@@ -408,8 +388,6 @@ plstm_status plstm_vision_config_to_json(const plstm_vision_config *cfg, char **
         return plstm_fail(PLSTM_ERR_OUT_OF_MEMORY, "vision config: cannot build JSON");
     for (int i = 0; i < NFIELDS; i++) {
         const field *f = &fields[i];
-        if (f->stem_only && !c.stem_stages)
-            continue;
         json_t *v = NULL;
         switch (f->type) {
         case F_INT: v = json_integer(*ifield(&c, f)); break;
@@ -418,19 +396,11 @@ plstm_status plstm_vision_config_to_json(const plstm_vision_config *cfg, char **
         case F_ENUM: v = json_string(name_of(f->names, *ifield(&c, f))); break;
         case F_MODE: v = json_stringn(c.block_mode, strnlen(c.block_mode, 2)); break;
         case F_SIZE: v = json_pack("[ii]", c.image_size[0], c.image_size[1]); break;
-        case F_STEM:
-            v = json_array();
-            for (int k = 0; k < c.stem_stages; k++)
-                json_array_append_new(v, json_integer(c.stem_channels[k]));
-            break;
-        case F_STRIDES:
-            v = json_array();
-            for (int k = 0; k < c.stem_stages; k++)
-                json_array_append_new(v, json_integer(c.stem_strides[k] ? c.stem_strides[k] : 2));
-            break;
         }
         json_object_set_new(o, f->key, v);
     }
+    const conv_stem_fields sf = stem_fields(&c);
+    conv_stem_json_put(&sf, o);
     *json = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!*json)
