@@ -77,11 +77,12 @@ int conv_stem_json_set(const char *what, const conv_stem_fields *f, const char *
         *status = int_array(what, key, v, f->channels, f->stages);
     else if (!strcmp(key, "stem_strides"))
         *status = int_array(what, key, v, f->strides, NULL);
-    else if (!strcmp(key, "stem_kernel")) {
-        *status = json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 64
+    else if (!strcmp(key, "stem_kernel")) { /* its range is conv_stem_check's */
+        *status = json_is_integer(v) && json_integer_value(v) >= -65536 &&
+                          json_integer_value(v) <= 65536
                       ? PLSTM_OK
                       : plstm_fail(PLSTM_ERR_INVALID_ARGUMENT,
-                                   "%s: 'stem_kernel' must be an integer in 0..16", what);
+                                   "%s: 'stem_kernel' must be an integer", what);
         if (*status == PLSTM_OK)
             *f->kernel = (int)json_integer_value(v);
     } else if (!strcmp(key, "stem_norm")) {
@@ -98,21 +99,22 @@ int conv_stem_json_set(const char *what, const conv_stem_fields *f, const char *
     return 1;
 }
 
-void conv_stem_json_put(const conv_stem_fields *f, void *json_object)
+void conv_stem_json_put(void *json_object, int stages, const int *channels, const int *strides,
+                        int kernel, plstm_vision_stem_norm norm)
 {
     json_t *o = json_object;
-    if (!*f->stages)
+    if (!stages)
         return;
     json_t *ch = json_array(), *st = json_array();
-    for (int i = 0; i < *f->stages; i++) {
-        json_array_append_new(ch, json_integer(f->channels[i]));
-        json_array_append_new(st, json_integer(f->strides[i] ? f->strides[i] : 2));
+    for (int i = 0; i < stages; i++) {
+        json_array_append_new(ch, json_integer(channels[i]));
+        json_array_append_new(st, json_integer(strides[i] ? strides[i] : 2));
     }
     json_object_set_new(o, "stem_channels", ch);
     json_object_set_new(o, "stem_strides", st);
-    json_object_set_new(o, "stem_kernel", json_integer(*f->kernel));
+    json_object_set_new(o, "stem_kernel", json_integer(kernel));
     json_object_set_new(o, "stem_norm",
-                        json_string(*f->norm == PLSTM_STEM_NORM_INSTANCE ? "instance" : "rms"));
+                        json_string(norm == PLSTM_STEM_NORM_INSTANCE ? "instance" : "rms"));
 }
 
 void conv_stem_setup(conv_stem *s, int stages, const int *channels, const int *strides,

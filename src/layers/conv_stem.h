@@ -53,7 +53,8 @@ typedef struct conv_stem_fields {
 } conv_stem_fields;
 int conv_stem_json_set(const char *what, const conv_stem_fields *f, const char *key,
                        const void *json_value, plstm_status *status);
-void conv_stem_json_put(const conv_stem_fields *f, void *json_object);
+void conv_stem_json_put(void *json_object, int stages, const int *channels, const int *strides,
+                        int kernel, plstm_vision_stem_norm norm);
 
 /* Fills s from checked settings; cin: image channels. */
 void conv_stem_setup(conv_stem *s, int stages, const int *channels, const int *strides,

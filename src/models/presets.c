@@ -399,8 +399,8 @@ plstm_status plstm_vision_config_to_json(const plstm_vision_config *cfg, char **
         }
         json_object_set_new(o, f->key, v);
     }
-    const conv_stem_fields sf = stem_fields(&c);
-    conv_stem_json_put(&sf, o);
+    conv_stem_json_put(o, c.stem_stages, c.stem_channels, c.stem_strides, c.stem_kernel,
+                       c.stem_norm);
     *json = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!*json)

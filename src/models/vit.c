@@ -155,9 +155,8 @@ plstm_status plstm_vit_config_to_json(const plstm_vit_config *c, char **json)
                       : c->mlp_activation == PLSTM_ACT_SILU    ? "silu"
                                                                 : "gelu";
     json_object_set_new(o, "mlp_activation", json_string(act));
-    plstm_vit_config cc = *c;
-    const conv_stem_fields sf = stem_fields(&cc);
-    conv_stem_json_put(&sf, o);
+    conv_stem_json_put(o, c->stem_stages, c->stem_channels, c->stem_strides, c->stem_kernel,
+                       c->stem_norm);
     *json = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!*json)
